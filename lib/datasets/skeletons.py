@@ -1,0 +1,47 @@
+"""Keypoint layouts: joint names, flip pairs and the skeleton drawn between joints.
+
+A dataset is its layout plus a parser; adding a keypoint dataset starts with one entry here.
+"""
+from dataclasses import dataclass
+from typing import Tuple
+
+
+@dataclass(frozen=True)
+class KeypointLayout:
+    name: str
+    joint_names: Tuple[str, ...]          # long names, index = channel of the heatmap
+    short_names: Tuple[str, ...]          # names used in annotation files (MPII's gt_valid.mat)
+    flip_pairs: Tuple[Tuple[int, int], ...]
+    skeleton: Tuple[Tuple[int, int], ...]  # limbs to draw, (joint, joint)
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def flip_index(self) -> Tuple[int, ...]:
+        """Permutation that maps each joint to its mirror partner (itself if it has none)."""
+        index = list(range(self.num_joints))
+        for a, b in self.flip_pairs:
+            index[a], index[b] = b, a
+        return tuple(index)
+
+    def is_left(self, joint: int) -> bool:
+        return self.joint_names[joint].startswith('left')
+
+    def is_right(self, joint: int) -> bool:
+        return self.joint_names[joint].startswith('right')
+
+
+# SPEC A.3 (HRNet lib/dataset/mpii.py, princeton-vl data/MPII/ref.py).
+MPII = KeypointLayout(
+    name='mpii',
+    joint_names=('right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee', 'left_ankle',
+                 'pelvis', 'thorax', 'upper_neck', 'head_top',
+                 'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder', 'left_elbow', 'left_wrist'),
+    short_names=('rank', 'rkne', 'rhip', 'lhip', 'lkne', 'lank', 'pelv', 'thrx', 'neck', 'head',
+                 'rwri', 'relb', 'rsho', 'lsho', 'lelb', 'lwri'),
+    flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+    skeleton=((0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
+              (10, 11), (11, 12), (12, 7), (13, 7), (13, 14), (14, 15)),
+)
