@@ -1,0 +1,103 @@
+"""MPII Human Pose in the HRNet JSON layout: annotation parsing (SPEC A).
+
+    <root>/annot/{train,valid,trainval,test}.json   one entry per person
+    <root>/annot/gt_valid.mat                       ground truth for PCKh (SPEC B.1)
+    <root>/images/<name>.jpg
+"""
+import json
+import os
+from typing import Dict, List
+
+import numpy as np
+
+from lib.datasets.skeletons import MPII
+
+IMAGE_SETS = ('train', 'valid', 'trainval', 'test')
+
+LAYOUT_HELP = """Expected the MPII dataset in the HRNet layout:
+    {root}/annot/train.json, valid.json (and trainval.json, test.json)
+    {root}/annot/gt_valid.mat
+    {root}/images/*.jpg
+Get the images from http://human-pose.mpi-inf.mpg.de/ (mpii_human_pose_v1.tar.gz) and the annotations
+in this JSON format from the HRNet repository (leoxiaobin/deep-high-resolution-net.pytorch, "Data
+preparation"), or make a small synthetic set with the same layout:
+    python tools/make_synthetic_mpii.py --output data/synthetic"""
+
+
+def check_dataset_root(root: str, image_set: str) -> str:
+    """Return the annotation path of `image_set`, or raise with the expected layout."""
+    if image_set not in IMAGE_SETS:
+        raise ValueError(f'unknown MPII image set {image_set!r}; choose one of {IMAGE_SETS}.')
+    annot = os.path.join(root, 'annot', f'{image_set}.json')
+    for path in (root, os.path.join(root, 'annot'), annot, os.path.join(root, 'images')):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f'{path} does not exist (--dataset_root {root!r}).\n'
+                                    + LAYOUT_HELP.format(root=root))
+    return annot
+
+
+def _fail(annot: str, index: int, entry, problem: str) -> None:
+    raise ValueError(f'{annot}: entry {index} is malformed: {problem}. Received {str(entry)[:300]}. '
+                     'Each entry must be {"image": "<name>.jpg", "center": [x, y], "scale": s, '
+                     '"joints": [[x, y] x 16], "joints_vis": [16 x 0/1]} (HRNet MPII format); '
+                     'fix or remove that entry.')
+
+
+def parse_entry(entry: dict, index: int, annot: str, with_joints: bool) -> Dict[str, np.ndarray]:
+    """One JSON entry -> record in 0-based pixels, adjusted exactly as HRNet's MPIIDataset._get_db."""
+    if not isinstance(entry, dict):
+        _fail(annot, index, entry, 'not a JSON object')
+    for key in ('image', 'center', 'scale') + (('joints', 'joints_vis') if with_joints else ()):
+        if key not in entry:
+            _fail(annot, index, entry, f'missing field {key!r}')
+    try:
+        center = np.array(entry['center'], dtype=np.float64)
+        scale = float(entry['scale'])
+    except (TypeError, ValueError):
+        _fail(annot, index, entry, 'center must be two numbers and scale one number')
+    if center.shape != (2,) or not np.all(np.isfinite(center)) or not np.isfinite(scale) or scale <= 0:
+        _fail(annot, index, entry, 'center must be two finite numbers and scale a positive number')
+    scale = np.array([scale, scale], dtype=np.float64)
+    # Newell's Torch loader: move the centre down by 15*scale px and enlarge the box by 1.25
+    # to include the whole body; then MATLAB 1-based -> 0-based (HRNet mpii.py, SPEC A.4).
+    if center[0] != -1:
+        center[1] = center[1] + 15 * scale[1]
+        scale = scale * 1.25
+    center = center - 1
+
+    num_joints = MPII.num_joints
+    joints = np.zeros((num_joints, 2), dtype=np.float64)
+    joints_vis = np.zeros(num_joints, dtype=np.float64)
+    if with_joints:
+        try:
+            joints = np.array(entry['joints'], dtype=np.float64)
+            joints_vis = np.array(entry['joints_vis'], dtype=np.float64)
+        except (TypeError, ValueError):
+            _fail(annot, index, entry, 'joints must be 16 [x, y] pairs and joints_vis 16 numbers')
+        if joints.shape != (num_joints, 2) or joints_vis.shape != (num_joints,):
+            _fail(annot, index, entry, f'joints has shape {joints.shape} and joints_vis {joints_vis.shape}, '
+                                       f'expected ({num_joints}, 2) and ({num_joints},)')
+        if not np.all(np.isfinite(joints)):
+            _fail(annot, index, entry, 'joints contain NaN or infinity')
+        joints = joints - 1
+    return {'image': str(entry['image']), 'center': center, 'scale': scale,
+            'joints': joints, 'joints_vis': joints_vis}
+
+
+def load_mpii_annotations(root: str, image_set: str) -> List[Dict[str, np.ndarray]]:
+    """Read <root>/annot/<image_set>.json into records (file order kept: PCKh relies on it).
+
+    Each record: image (file name), center [2] and scale [2] (box side / 200 px) after HRNet's
+    adjustment, joints [16, 2] 0-based pixels, joints_vis [16] (1 = annotated).
+    """
+    annot = check_dataset_root(root, image_set)
+    try:
+        with open(annot) as f:
+            entries = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{annot} is not valid JSON ({error}); re-download or regenerate it.') from None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f'{annot} must hold a non-empty JSON list of person entries; '
+                         f'received {type(entries).__name__} of length {len(entries) if hasattr(entries, "__len__") else "?"}.')
+    with_joints = image_set != 'test'
+    return [parse_entry(entry, i, annot, with_joints) for i, entry in enumerate(entries)]

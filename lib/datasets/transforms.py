@@ -1,0 +1,100 @@
+"""Crop geometry and augmentation for top-down pose estimation (numpy / OpenCV only).
+
+Follows HRNet's lib/utils/transforms.py and JointsDataset.__getitem__ (SPEC C.2, C.3) so that crops,
+targets and decoded predictions match the reference numbers exactly.
+"""
+from typing import Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+PIXEL_STD = 200.0  # "scale" is the box side in units of 200 px (MPII/COCO convention)
+
+ScaleLike = Union[float, Sequence[float], np.ndarray]
+
+
+def _rotate_point(point: np.ndarray, angle_rad: float) -> np.ndarray:
+    sin, cos = np.sin(angle_rad), np.cos(angle_rad)
+    return np.array([point[0] * cos - point[1] * sin, point[0] * sin + point[1] * cos], dtype=np.float32)
+
+
+def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The point that makes (a, b, c) a right angle at b: (a - b) rotated by 90 degrees, added to b."""
+    direction = a - b
+    return b + np.array([-direction[1], direction[0]], dtype=np.float32)
+
+
+def get_affine_transform(center: Sequence[float], scale: ScaleLike, rot: float,
+                         output_wh: Sequence[float], shift: Sequence[float] = (0.0, 0.0),
+                         inv: bool = False) -> np.ndarray:
+    """2x3 affine matrix that maps the box (center, scale, rot) onto an image of size output_wh.
+
+    Only the width of the box sets the zoom (HRNet); the output aspect ratio comes from output_wh.
+    Positive `rot` (degrees) turns the image content counter-clockwise. With `inv` the matrix maps
+    output pixels back to the source image.
+    """
+    scale = np.array([scale, scale] if np.isscalar(scale) else scale, dtype=np.float32)
+    center = np.asarray(center, dtype=np.float32)
+    shift = np.asarray(shift, dtype=np.float32)
+    src_w = (scale * PIXEL_STD)[0]
+    dst_w, dst_h = float(output_wh[0]), float(output_wh[1])
+
+    angle = np.pi * rot / 180.0
+    src_dir = _rotate_point(np.array([0.0, src_w * -0.5]), angle)
+    dst_dir = np.array([0.0, dst_w * -0.5], dtype=np.float32)
+
+    src = np.zeros((3, 2), dtype=np.float32)
+    dst = np.zeros((3, 2), dtype=np.float32)
+    src[0] = center + scale * PIXEL_STD * shift
+    src[1] = src[0] + src_dir
+    dst[0] = [dst_w * 0.5, dst_h * 0.5]
+    dst[1] = dst[0] + dst_dir
+    src[2] = _third_point(src[0], src[1])
+    dst[2] = _third_point(dst[0], dst[1])
+
+    if inv:
+        return cv2.getAffineTransform(dst, src)
+    return cv2.getAffineTransform(src, dst)
+
+
+def affine_transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine matrix to points [..., 2] (x, y); returns the same shape."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def crop_image(image: np.ndarray, center: Sequence[float], scale: ScaleLike, rot: float,
+               input_wh: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Warp the box (center, scale, rot) of `image` [H, W, 3] to [input_h, input_w, 3].
+
+    Bilinear interpolation with a constant 0 border, as HRNet. Returns (crop, matrix).
+    """
+    matrix = get_affine_transform(center, scale, rot, input_wh)
+    crop = cv2.warpAffine(image, matrix, (int(input_wh[0]), int(input_wh[1])), flags=cv2.INTER_LINEAR)
+    return crop, matrix
+
+
+def flip_joints(joints: np.ndarray, joints_vis: np.ndarray, image_width: int,
+                flip_pairs: Sequence[Tuple[int, int]]) -> Tuple[np.ndarray, np.ndarray]:
+    """Mirror joints [K, 2] of an image `image_width` px wide and swap left/right partners.
+
+    As HRNet's fliplr_joints: x -> W - x - 1, then joints are multiplied by their visibility, so
+    unannotated joints become (0, 0).
+    """
+    joints = joints.copy()
+    joints_vis = joints_vis.copy()
+    joints[:, 0] = image_width - joints[:, 0] - 1
+    for a, b in flip_pairs:
+        joints[[a, b]] = joints[[b, a]]
+        joints_vis[[a, b]] = joints_vis[[b, a]]
+    return joints * joints_vis[:, None], joints_vis
+
+
+def random_scale_rotation(rng: np.random.Generator, scale_factor: float, rotation_factor: float,
+                          rotation_prob: float = 0.6) -> Tuple[float, float]:
+    """HRNet's scale and rotation draw (SPEC C.2 steps 2-3): returns (scale multiplier, degrees)."""
+    scale_mult = float(np.clip(rng.standard_normal() * scale_factor + 1, 1 - scale_factor, 1 + scale_factor))
+    rot = 0.0
+    if rng.random() <= rotation_prob:
+        rot = float(np.clip(rng.standard_normal() * rotation_factor, -2 * rotation_factor, 2 * rotation_factor))
+    return scale_mult, rot

@@ -1,0 +1,75 @@
+"""Saving and loading weights and resumable checkpoints.
+
+Files are written atomically (temporary file in the same folder, then rename), so a run killed while
+saving never leaves a truncated checkpoint. Loading is strict: missing or unexpected keys and shape
+mismatches are errors that list what differs.
+"""
+import os
+from typing import Dict
+
+import numpy as np
+import paddle
+
+
+def atomic_save(obj, path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f'.{os.path.basename(path)}.tmp{os.getpid()}')
+    try:
+        paddle.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_file(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'weights file not found: {path}. Pass the .pdparams written by train.py '
+                                '(e.g. output/<run>/best_model/model.pdparams) or a converted checkpoint.')
+    try:
+        return paddle.load(path)
+    except Exception as error:
+        raise ValueError(f'cannot read {path} as a Paddle weights file ({type(error).__name__}: {error}); '
+                         'it may be truncated or not a .pdparams file.') from None
+
+
+def model_state_from(obj: dict, path: str) -> Dict[str, object]:
+    """Accept a plain state dict or a resumable checkpoint (which keeps the weights under 'model')."""
+    if isinstance(obj, dict) and 'model' in obj and isinstance(obj['model'], dict):
+        return obj['model']
+    if not isinstance(obj, dict):
+        raise ValueError(f'{path} holds a {type(obj).__name__}, expected a dict of parameter name -> tensor.')
+    return obj
+
+
+def _shape(value) -> tuple:
+    return tuple(value.shape) if hasattr(value, 'shape') else tuple(np.shape(value))
+
+
+def check_state_dict(model: paddle.nn.Layer, state: Dict[str, object], source: str) -> None:
+    """Raise ValueError naming every missing key, unexpected key and shape mismatch."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [f'{k}: file {_shape(state[k])} vs model {_shape(expected[k])}'
+                  for k in expected if k in state and _shape(state[k]) != _shape(expected[k])]
+    if missing or unexpected or mismatched:
+        def show(items):
+            return ', '.join(items[:8]) + (f' ... ({len(items)} in all)' if len(items) > 8 else '') if items else 'none'
+        raise ValueError(
+            f'weights in {source} do not fit the model {type(model).__name__}:\n'
+            f'  missing keys: {show(missing)}\n  unexpected keys: {show(unexpected)}\n'
+            f'  shape mismatches: {show(mismatched)}\n'
+            'Check that --model, --num_stacks, --num_features and the number of joints match the run that '
+            'produced the file (its config.json lies beside it).')
+
+
+def load_weights(model: paddle.nn.Layer, path: str) -> None:
+    state = model_state_from(load_file(path), path)
+    check_state_dict(model, state, path)
+    model.set_state_dict(state)
+
+
+def save_weights(model: paddle.nn.Layer, path: str) -> None:
+    atomic_save(model.state_dict(), path)

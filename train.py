@@ -1,0 +1,237 @@
+"""Train a Stacked Hourglass network on MPII (Newell et al., ECCV 2016) with Paddle.
+
+    python train.py --image_size 256 --dataset_root data/mpii
+    nohup python -u train.py --image_size 256 --dataset_root data/mpii > hg256.log &
+    python train.py --resume output/mpii_hourglass8_256x256/checkpoint.pdparams   # continue a run
+
+Every epoch ends with a resumable checkpoint; the model with the best validation Mean (PCKh@0.5,
+flip test) is kept as <run dir>/best_model/model.pdparams. SIGTERM or Ctrl-C saves a checkpoint
+first. See README.md for all flags.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import paddle
+
+from lib.config import DataConfig, ModelConfig, TestConfig, TrainConfig, from_dict, to_dict
+from lib.core.engine import TrainState, predict, train_one_epoch
+from lib.core.evaluation import evaluate_predictions, format_table, write_results
+from lib.core.loss import StackedHeatmapLoss
+from lib.core.metrics import load_mpii_ground_truth
+from lib.core.optim import build_optimizer, build_scheduler
+from lib.datasets import build_mpii_dataset, eval_loader, train_loader
+from lib.datasets.skeletons import MPII
+from lib.models import build_model
+from lib.utils.checkpoint import atomic_save, load_file, save_weights
+from lib.utils.device import select_device
+from lib.utils.logger import setup_logger
+
+CHECKPOINT_NAME = 'checkpoint.pdparams'
+RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every', 'device')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # Unset flags are None, so that a resumed run can tell what the user asked to change.
+    p.add_argument('--dataset_root', help='MPII in the HRNet layout (default data/mpii)')
+    p.add_argument('--image_size', type=int, help='square input side: 256 (paper) or 384; any multiple of 64')
+    p.add_argument('--sigma', type=float, help='Gaussian target sigma in heatmap pixels (default 2, HRNet)')
+    p.add_argument('--train_set', help='annotation file used for training (default train; trainval for the test server)')
+    p.add_argument('--valid_set', help='annotation file used for validation (default valid)')
+    p.add_argument('--num_stacks', type=int, help='hourglass stacks: 1, 2, 4 or 8 (default 8)')
+    p.add_argument('--num_features', type=int, help='hourglass width (default 256)')
+    p.add_argument('--output_dir', help='parent folder of runs (default output)')
+    p.add_argument('--run_name', help='run folder name (default mpii_hourglass<S>_<size>x<size>)')
+    p.add_argument('--batch_size', type=int, help='images per iteration (default 16)')
+    p.add_argument('--epochs', type=int, help='epochs (default 140)')
+    p.add_argument('--optimizer', choices=('rmsprop', 'adam'), help='default rmsprop, as the paper')
+    p.add_argument('--lr', type=float, help='initial learning rate (default 2.5e-4)')
+    p.add_argument('--lr_steps', type=int, nargs='+', help='epochs at which the lr is multiplied by --lr_gamma (default 90 120)')
+    p.add_argument('--lr_gamma', type=float, help='lr decay factor (default 0.1)')
+    p.add_argument('--weight_decay', type=float, help='L2 weight decay (default 0)')
+    p.add_argument('--stack_loss', choices=('sum', 'mean'), help='combine the per-stack losses (default sum, HRNet)')
+    p.add_argument('--workers', type=int, help='data loading processes (default 4)')
+    p.add_argument('--seed', type=int, help='seed of initialisation, shuffling and augmentation (default 0)')
+    p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), help='default auto: GPU when present')
+    p.add_argument('--max_iters', type=int, help='stop after this many iterations in all (smoke runs; 0 = no limit)')
+    p.add_argument('--eval_every', type=int, help='validate every N epochs (default 1)')
+    p.add_argument('--log_every', type=int, help='log a line every N iterations (default 50)')
+    p.add_argument('--val_batch_size', type=int, help='validation batch size (default 32)')
+    p.add_argument('--no_flip_test', action='store_true', help='validate without the flip test')
+    p.add_argument('--resume', help='checkpoint.pdparams (or its run folder) to continue')
+    return p.parse_args(argv)
+
+
+def _given(args, name, default):
+    value = getattr(args, name)
+    return default if value is None else value
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    defaults = TrainConfig(data=DataConfig(dataset_root='data/mpii'))
+    size = _given(args, 'image_size', defaults.data.input_wh[0])
+    if size < 64 or size % 64:
+        raise ValueError(f'--image_size must be a multiple of 64 (the hourglass halves a quarter-resolution map '
+                         f'4 times); received {size}. The paper uses 256; MMPose also reports 384.')
+    data = dataclasses.replace(
+        defaults.data, dataset_root=_given(args, 'dataset_root', defaults.data.dataset_root),
+        input_wh=(size, size), heatmap_wh=(size // 4, size // 4), sigma=_given(args, 'sigma', defaults.data.sigma),
+        train_set=_given(args, 'train_set', defaults.data.train_set),
+        valid_set=_given(args, 'valid_set', defaults.data.valid_set))
+    model = dataclasses.replace(defaults.model, num_stacks=_given(args, 'num_stacks', defaults.model.num_stacks),
+                                num_features=_given(args, 'num_features', defaults.model.num_features))
+    test = dataclasses.replace(defaults.test, flip_test=not args.no_flip_test,
+                               batch_size=_given(args, 'val_batch_size', defaults.test.batch_size))
+    simple = {f.name: _given(args, f.name, getattr(defaults, f.name))
+              for f in dataclasses.fields(TrainConfig) if f.name not in ('data', 'model', 'test')}
+    simple['lr_steps'] = tuple(simple['lr_steps'])
+    return TrainConfig(data=data, model=model, test=test, **simple)
+
+
+def default_run_name(config: TrainConfig) -> str:
+    w, h = config.data.input_wh
+    return f'mpii_{config.model.name}{config.model.num_stacks}_{w}x{h}'
+
+
+def resolve_run(args) -> tuple:
+    """(config, run_dir, checkpoint or None): a fresh run, or the saved state of the one to resume."""
+    if args.resume:
+        path = os.path.join(args.resume, CHECKPOINT_NAME) if os.path.isdir(args.resume) else args.resume
+        checkpoint = load_file(path)
+        if not isinstance(checkpoint, dict) or 'train_state' not in checkpoint:
+            raise ValueError(f'{path} is not a resumable checkpoint (no train_state); --resume takes the '
+                             f'{CHECKPOINT_NAME} that train.py writes in the run folder.')
+        config = from_dict(checkpoint['config'])
+        overrides = {name: getattr(args, name) for name in RESUME_OVERRIDES if getattr(args, name) is not None}
+        return dataclasses.replace(config, **overrides), os.path.dirname(os.path.abspath(path)), checkpoint
+    config = build_config(args)
+    run_dir = os.path.join(config.output_dir, args.run_name or default_run_name(config))
+    if os.path.exists(os.path.join(run_dir, CHECKPOINT_NAME)):
+        raise FileExistsError(f'{run_dir} already holds a run ({CHECKPOINT_NAME}); continue it with '
+                              f'--resume {os.path.join(run_dir, CHECKPOINT_NAME)}, or start a new one with '
+                              'another --run_name or --output_dir.')
+    return config, run_dir, None
+
+
+class GracefulStop:
+    """SIGTERM / Ctrl-C ask the loop to stop after the current iteration; a second one stops at once."""
+
+    def __init__(self):
+        self.signal_name = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signal_name:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def __call__(self) -> bool:
+        return self.signal_name is not None
+
+
+def save_checkpoint(run_dir, model, optimizer, scheduler, state: TrainState, config: TrainConfig) -> str:
+    path = os.path.join(run_dir, CHECKPOINT_NAME)
+    atomic_save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+                 'lr_scheduler': scheduler.state_dict(), 'train_state': dataclasses.asdict(state),
+                 'config': to_dict(config)}, path)
+    return path
+
+
+def validate(model, loader, gt, config: TrainConfig, run_dir: str, logger) -> dict:
+    preds, _ = predict(model, loader, len(loader.dataset), MPII.flip_pairs, config.test, desc='validate')
+    metrics = evaluate_predictions(preds, gt)
+    logger.info('Validation (PCKh, flip test %s):\n%s', 'on' if config.test.flip_test else 'off',
+                format_table(metrics, f'hourglass{config.model.num_stacks}'))
+    write_results(os.path.join(run_dir, 'last_eval'), metrics, preds, {'config': to_dict(config)})
+    return metrics
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    config, run_dir, checkpoint = resolve_run(args)
+    os.makedirs(run_dir, exist_ok=True)
+    logger = setup_logger(os.path.join(run_dir, 'train.log'))
+    device = select_device(config.device)
+    logger.info('Run folder %s, device %s, Paddle %s', run_dir, device, paddle.__version__)
+    logger.info('Config: %s', json.dumps(to_dict(config)))
+    with open(os.path.join(run_dir, 'config.json'), 'w') as f:
+        json.dump(to_dict(config), f, indent=2)
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    paddle.seed(config.seed)
+    train_set = build_mpii_dataset(config.data, config.data.train_set, is_train=True)
+    valid_set = build_mpii_dataset(config.data, config.data.valid_set, is_train=False)
+    gt = load_mpii_ground_truth(os.path.join(config.data.dataset_root, 'annot', f'gt_{config.data.valid_set}.mat'))
+    loader = train_loader(train_set, config.batch_size, config.workers, config.seed)
+    val_loader = eval_loader(valid_set, config.test.batch_size, config.workers)
+    logger.info('Loaded %d training and %d validation samples', len(train_set), len(valid_set))
+
+    model = build_model(config.model.name, num_joints=config.model.num_joints,
+                        num_stacks=config.model.num_stacks, num_features=config.model.num_features)
+    criterion = StackedHeatmapLoss(config.stack_loss)
+    scheduler = build_scheduler(config.lr, config.lr_steps, config.lr_gamma)
+    optimizer = build_optimizer(config.optimizer, scheduler, model.parameters(), config.weight_decay)
+    state = TrainState()
+    if checkpoint is not None:
+        model.set_state_dict(checkpoint['model'])
+        optimizer.set_state_dict(checkpoint['optimizer'])
+        scheduler.set_state_dict(checkpoint['lr_scheduler'])
+        state = TrainState(**checkpoint['train_state'])
+        logger.info('Resumed at epoch %d, iteration %d (step %d, best Mean %.3f)',
+                    state.epoch + 1, state.iteration, state.global_step, state.best_mean)
+
+    epoch_len = len(loader.batch_sampler)
+    total_iters = config.epochs * epoch_len
+    if config.max_iters:
+        total_iters = min(total_iters, config.max_iters)
+    stop = GracefulStop()
+    while state.epoch < config.epochs and state.global_step < total_iters:
+        loader.batch_sampler.set_epoch(state.epoch, start_batch=state.iteration)
+        epoch_start = time.time()
+        try:
+            loss = train_one_epoch(model, loader, criterion, optimizer, state, total_iters, config.epochs,
+                                   logger, config.log_every, stop)
+        except Exception:
+            if not stop():      # loader workers may die on Ctrl-C; the weights are still consistent
+                raise
+            loss = float('nan')
+        if stop():
+            path = save_checkpoint(run_dir, model, optimizer, scheduler, state, config)
+            logger.info('Stopped by %s at epoch %d, iteration %d. Resume with: python train.py --resume %s',
+                        stop.signal_name, state.epoch + 1, state.iteration, path)
+            return 130 if stop.signal_name == 'SIGINT' else 143
+        epoch_done = state.iteration >= epoch_len
+        if epoch_done:
+            scheduler.step()
+            row = {'epoch': state.epoch + 1, 'loss': loss, 'lr': optimizer.get_lr(),
+                   'seconds': time.time() - epoch_start}
+            state.epoch, state.iteration = state.epoch + 1, 0
+        else:
+            row = {'epoch': state.epoch + 1, 'loss': loss, 'lr': optimizer.get_lr(), 'partial': True}
+        finished = state.epoch >= config.epochs or state.global_step >= total_iters
+        if finished or (epoch_done and state.epoch % config.eval_every == 0):
+            metrics = validate(model, val_loader, gt, config, run_dir, logger)
+            row.update(metrics)
+            if metrics['Mean'] > state.best_mean:
+                state.best_mean, state.best_epoch = metrics['Mean'], row['epoch']
+                save_weights(model, os.path.join(run_dir, 'best_model', 'model.pdparams'))
+                logger.info('New best Mean %.3f at epoch %d: saved best_model/model.pdparams',
+                            state.best_mean, state.best_epoch)
+        state.history.append(row)
+        save_checkpoint(run_dir, model, optimizer, scheduler, state, config)
+    logger.info('Done: %d iterations, best Mean %.3f at epoch %d. Weights: %s', state.global_step,
+                state.best_mean, state.best_epoch, os.path.join(run_dir, 'best_model', 'model.pdparams'))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
