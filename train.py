@@ -26,7 +26,7 @@ from lib.core.evaluation import evaluate_predictions, format_table, write_result
 from lib.core.loss import StackedHeatmapLoss
 from lib.core.metrics import load_mpii_ground_truth
 from lib.core.optim import build_optimizer, build_scheduler
-from lib.datasets import build_mpii_dataset, eval_loader, train_loader
+from lib.datasets.loaders import build_mpii_dataset, eval_loader, train_loader
 from lib.datasets.skeletons import MPII
 from lib.models import build_model
 from lib.utils.checkpoint import atomic_save, load_file, save_weights

@@ -63,7 +63,7 @@ def run_config_for(weights: str) -> dict:
 def model_predictions(args, test: TestConfig):
     import paddle  # noqa: F401  (imported here so --preds_file / --oracle start fast)
     from lib.core.engine import predict
-    from lib.datasets import build_mpii_dataset, eval_loader
+    from lib.datasets.loaders import build_mpii_dataset, eval_loader
     from lib.datasets.skeletons import MPII
     from lib.models import build_model
     from lib.utils.checkpoint import load_weights

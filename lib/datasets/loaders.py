@@ -1,0 +1,28 @@
+"""Dataset and loader builders shared by train.py and val.py."""
+import os
+
+from paddle.io import BatchSampler, DataLoader
+
+from lib.config import DataConfig
+from lib.datasets.mpii import load_mpii_annotations
+from lib.datasets.pose_dataset import TopDownPoseDataset
+from lib.datasets.sampler import SeededBatchSampler
+from lib.datasets.skeletons import MPII
+
+
+def build_mpii_dataset(config: DataConfig, image_set: str, is_train: bool) -> TopDownPoseDataset:
+    records = load_mpii_annotations(config.dataset_root, image_set)
+    return TopDownPoseDataset(records, os.path.join(config.dataset_root, 'images'), MPII, config, is_train)
+
+
+def train_loader(dataset: TopDownPoseDataset, batch_size: int, workers: int, seed: int,
+                 num_replicas: int = 1, rank: int = 0) -> DataLoader:
+    sampler = SeededBatchSampler(len(dataset), batch_size, seed, shuffle=True, drop_last=True,
+                                 num_replicas=num_replicas, rank=rank)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, use_shared_memory=workers > 0)
+
+
+def eval_loader(dataset: TopDownPoseDataset, batch_size: int, workers: int) -> DataLoader:
+    """File order, every sample once: PCKh pairs prediction n with ground-truth column n."""
+    sampler = BatchSampler(dataset, batch_size=batch_size, shuffle=False, drop_last=False)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, use_shared_memory=workers > 0)
