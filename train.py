@@ -16,9 +16,12 @@ import random
 import signal
 import sys
 import time
+import warnings
 
-import numpy as np
-import paddle
+warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
+warnings.filterwarnings('ignore', message='When training, we now always track')
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
 
 from lib.config import DataConfig, ModelConfig, TestConfig, TrainConfig, from_dict, to_dict
 from lib.core.engine import TrainState, predict, train_one_epoch
@@ -29,7 +32,8 @@ from lib.core.optim import build_optimizer, build_scheduler
 from lib.datasets.loaders import build_mpii_dataset, eval_loader, train_loader
 from lib.datasets.skeletons import MPII
 from lib.models import build_model
-from lib.utils.checkpoint import atomic_save, load_file, save_weights
+from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, restore_optimizer_state,
+                                  save_weights)
 from lib.utils.device import select_device
 from lib.utils.logger import setup_logger
 
@@ -139,7 +143,7 @@ class GracefulStop:
 
 def save_checkpoint(run_dir, model, optimizer, scheduler, state: TrainState, config: TrainConfig) -> str:
     path = os.path.join(run_dir, CHECKPOINT_NAME)
-    atomic_save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+    atomic_save({'model': model.state_dict(), 'optimizer': portable_optimizer_state(optimizer, model),
                  'lr_scheduler': scheduler.state_dict(), 'train_state': dataclasses.asdict(state),
                  'config': to_dict(config)}, path)
     return path
@@ -183,7 +187,7 @@ def main(argv=None) -> int:
     state = TrainState()
     if checkpoint is not None:
         model.set_state_dict(checkpoint['model'])
-        optimizer.set_state_dict(checkpoint['optimizer'])
+        restore_optimizer_state(optimizer, model, checkpoint['optimizer'])
         scheduler.set_state_dict(checkpoint['lr_scheduler'])
         state = TrainState(**checkpoint['train_state'])
         logger.info('Resumed at epoch %d, iteration %d (step %d, best Mean %.3f)',

@@ -13,7 +13,9 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 
+warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 from lib.config import DataConfig, ModelConfig, TestConfig, to_dict
 from lib.core.evaluation import (eval_line, evaluate_predictions, format_table, load_predictions,
                                  oracle_predictions, write_results)

@@ -73,3 +73,25 @@ def load_weights(model: paddle.nn.Layer, path: str) -> None:
 
 def save_weights(model: paddle.nn.Layer, path: str) -> None:
     atomic_save(model.state_dict(), path)
+
+
+def _rename_accumulators(state: dict, renames: Dict[str, str]) -> dict:
+    """Rename optimizer accumulator keys '<param>_<accumulator>' by their parameter prefix."""
+    out = {}
+    for key, value in state.items():
+        prefix = max((p for p in renames if key.startswith(p + '_')), key=len, default=None)
+        out[renames[prefix] + key[len(prefix):] if prefix else key] = value
+    return out
+
+
+def portable_optimizer_state(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer) -> dict:
+    """Paddle keys optimizer state by global parameter names (conv2d_112.w_0), which depend on how many
+    layers the process built before; key it by the model's structured names instead, so a checkpoint
+    resumes in any process."""
+    renames = {p.name: structured for structured, p in model.named_parameters()}
+    return _rename_accumulators(optimizer.state_dict(), renames)
+
+
+def restore_optimizer_state(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer, state: dict) -> None:
+    renames = {structured: p.name for structured, p in model.named_parameters()}
+    optimizer.set_state_dict(_rename_accumulators(state, renames))

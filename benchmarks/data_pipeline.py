@@ -1,0 +1,151 @@
+"""Training data pipeline throughput of ONE worker: TopDownPoseDataset.__getitem__ with is_train=True
+(JPEG decode, HRNet scale/rotation/flip, affine crop, Gaussian targets, normalisation), against
+cv2.imread of the same files alone. A figure, not a test.
+
+    python benchmarks/data_pipeline.py                                  # 64 generated 1280x720 JPEGs
+    python benchmarks/data_pipeline.py --image_sizes 256 384 --seconds 10
+    python benchmarks/data_pipeline.py --dataset_root data/mpii         # real MPII (annot/train.json)
+
+Samples/s per worker times the number of DataLoader workers (at most one per free core) bounds what
+the loader can feed the model.
+"""
+import argparse
+import itertools
+import os
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+
+# Run as `python benchmarks/data_pipeline.py`: Python puts benchmarks/, not the repo root, on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+warnings.filterwarnings('ignore', message='No ccache found')   # printed by `import paddle` on CPU builds
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
+
+from lib.config import DataConfig  # noqa: E402
+from lib.datasets.mpii import load_mpii_annotations  # noqa: E402
+from lib.datasets.pose_dataset import TopDownPoseDataset  # noqa: E402
+from lib.datasets.sampler import SeededBatchSampler  # noqa: E402
+from lib.datasets.skeletons import MPII  # noqa: E402
+
+PIXEL_STD = 200.0   # scale = person box side / 200 px
+BOX_H_RANGE = (200.0, 600.0)
+JPEG_QUALITY = 90
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--image_sizes', type=int, nargs='+', default=[256, 384], help='square input sides')
+    p.add_argument('--num_images', type=int, default=64, help='JPEGs generated (or records sampled from --dataset_root)')
+    p.add_argument('--image_wh', type=int, nargs=2, default=[1280, 720], help='generated image width height')
+    p.add_argument('--seconds', type=float, default=5.0, help='time budget per measurement')
+    p.add_argument('--warmup', type=int, default=8, help='untimed samples before each measurement')
+    p.add_argument('--dataset_root', default='', help='MPII in the HRNet layout instead of generated images')
+    p.add_argument('--cv2_threads', type=int, default=1,
+                   help='cv2.setNumThreads; 1 = one core, as one of several workers gets (-1 = OpenCV default)')
+    p.add_argument('--seed', type=int, default=0)
+    return p.parse_args(argv)
+
+
+def make_images(folder: str, num: int, image_wh, rng: np.random.Generator):
+    """Write `num` photo-like JPEGs (gradient, sensor-like noise, shapes) and MPII-like records for them."""
+    w, h = image_wh
+    if h < BOX_H_RANGE[1] or w < BOX_H_RANGE[1] * 0.8:
+        raise ValueError(f'--image_wh {w} {h} cannot hold a {BOX_H_RANGE[1]:.0f} px tall person box; '
+                         'use at least 480 600 (default 1280 720).')
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    records = []
+    for i in range(num):
+        c0, cx, cy = rng.uniform(0, 255, 3), rng.uniform(-120, 120, 3), rng.uniform(-120, 120, 3)
+        image = c0 + (xx / w)[..., None] * cx + (yy / h)[..., None] * cy
+        image = np.clip(image + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+        for _ in range(40):
+            color = tuple(int(v) for v in rng.integers(0, 256, 3))
+            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+            r = int(rng.integers(5, 120))
+            if rng.random() < 0.5:
+                cv2.circle(image, (x, y), r, color, -1 if rng.random() < 0.5 else 3, cv2.LINE_AA)
+            else:
+                cv2.rectangle(image, (x, y), (x + r, y + int(rng.integers(5, 120))), color, -1)
+        name = f'{i:06d}.jpg'
+        cv2.imwrite(os.path.join(folder, name), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        box_h = rng.uniform(*BOX_H_RANGE)
+        box_w = box_h * rng.uniform(0.4, 0.8)
+        center = np.array([rng.uniform(box_w / 2, w - box_w / 2), rng.uniform(box_h / 2, h - box_h / 2)])
+        joints = center + rng.uniform(-0.45, 0.45, (MPII.num_joints, 2)) * [box_w, box_h]
+        records.append({'image': name, 'center': center, 'scale': np.full(2, box_h / PIXEL_STD),
+                        'joints': np.clip(joints, 0, [w - 1, h - 1]), 'joints_vis': np.ones(MPII.num_joints)})
+    return records
+
+
+def sample_keys(num: int, seed: int):
+    """Endless (index, seed, epoch) keys in SeededBatchSampler's order, as train.py's loader sees them."""
+    sampler = SeededBatchSampler(num, 1, seed, shuffle=True, drop_last=False)
+    for epoch in itertools.count():
+        sampler.set_epoch(epoch)
+        for batch in sampler:
+            yield from batch
+
+
+def time_per_item(fn, seed: int, num: int, warmup: int, seconds: float) -> float:
+    """Seconds per call of fn(key), over as many calls as fit in `seconds` after `warmup` calls."""
+    keys = sample_keys(num, seed)
+    for key in itertools.islice(keys, warmup):
+        fn(key)
+    calls, start = 0, time.perf_counter()
+    while calls == 0 or time.perf_counter() - start < seconds:
+        fn(next(keys))
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.cv2_threads >= 0:
+        cv2.setNumThreads(args.cv2_threads)
+    rng = np.random.default_rng(args.seed)
+    with tempfile.TemporaryDirectory(prefix='pose_bench_') as tmp:
+        if args.dataset_root:
+            all_records = load_mpii_annotations(args.dataset_root, 'train')
+            keep = rng.permutation(len(all_records))[:args.num_images]
+            records, image_dir = [all_records[i] for i in keep], os.path.join(args.dataset_root, 'images')
+            source = f'{len(records)} records of {args.dataset_root}/annot/train.json'
+        else:
+            records, image_dir = make_images(tmp, args.num_images, args.image_wh, rng), tmp
+            source = f'{len(records)} generated {args.image_wh[0]}x{args.image_wh[1]} JPEGs (quality {JPEG_QUALITY})'
+        paths = [os.path.join(image_dir, r['image']) for r in records]
+        mean_kb = np.mean([os.path.getsize(p) for p in set(paths)]) / 1024
+
+        def decode(key):   # read_image's flags, without its BGR->RGB conversion
+            if cv2.imread(paths[key[0]], cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) is None:
+                raise OSError(f'cannot decode {paths[key[0]]}; check the file or drop its record.')
+
+        rows = []
+        for size in args.image_sizes:
+            config = DataConfig(dataset_root=args.dataset_root or tmp, input_wh=(size, size),
+                                heatmap_wh=(size // 4, size // 4))
+            dataset = TopDownPoseDataset(records, image_dir, MPII, config, is_train=True)
+            full = time_per_item(dataset.__getitem__, args.seed, len(records), args.warmup, args.seconds)
+            only = time_per_item(decode, args.seed, len(records), args.warmup, args.seconds)
+            load = '/'.join(f'{v:.2f}' for v in os.getloadavg())
+            rows.append(f'| {size}x{size} | {1 / full:.1f} | {full * 1e3:.2f} | {only * 1e3:.2f} '
+                        f'| {full / only:.2f} | {load} |')
+            print(f'{size}: {1 / full:.1f} samples/s, decode {only * 1e3:.2f} ms (load {load})', flush=True)
+
+    argv_shown = sys.argv[1:] if argv is None else list(argv)
+    print(f'\ncommand: {shlex.join(["python", "benchmarks/data_pipeline.py"] + argv_shown)}')
+    print(f'paddle {paddle.__version__}; device: CPU (numpy/OpenCV, one process); os.cpu_count() {os.cpu_count()}, '
+          f'usable {len(os.sched_getaffinity(0))}; OpenCV {cv2.__version__}, {cv2.getNumThreads()} thread(s)')
+    print(f'data: {source}, mean file {mean_kb:.0f} KiB; {args.seconds:g} s per measurement after '
+          f'{args.warmup} warm-up samples; ratio = pipeline ms / decode ms\n')
+    print('| input | samples/s per worker | ms/sample | decode-only ms/image | ratio | load 1/5/15 min |')
+    print('|---|---|---|---|---|---|')
+    print('\n'.join(rows))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,20 @@
+"""Shared test helpers: where the shared real data lives, and tiny runs on generated data."""
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.environ.get('POSE_SHARED_DATA', os.path.join(REPO, '..', 'shared', 'data'))
+MPII_REAL = os.path.join(SHARED_DATA, 'mpii')
+
+
+def require_real_mpii() -> str:
+    """Path of the real MPII validation annotations, or skip saying where they were looked for."""
+    if not os.path.isfile(os.path.join(MPII_REAL, 'annot', 'gt_valid.mat')):
+        pytest.skip(f'real MPII annotations not found under {MPII_REAL}; set POSE_SHARED_DATA to the shared data folder')
+    return MPII_REAL
+
+
+# A hourglass small enough for CPU tests: 1 stack, 16 features, 64 px input (16 px heatmaps).
+TINY_TRAIN_ARGS = ['--image_size', '64', '--num_stacks', '1', '--num_features', '16', '--batch_size', '4',
+                   '--workers', '0', '--log_every', '1', '--val_batch_size', '8', '--device', 'cpu']

@@ -1,0 +1,146 @@
+"""End to end on generated data: train.py (smoke, resume, SIGTERM, refusal to overwrite) and val.py
+(model, --preds_file, bad weights), with a tiny hourglass on CPU."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+
+import train
+import val
+from lib.datasets.synthetic import make_synthetic_mpii
+from tests.helpers import REPO, TINY_TRAIN_ARGS
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('synthetic_mpii'))
+    make_synthetic_mpii(root, num_train=16, num_valid=8, seed=1)
+    return root
+
+
+def run_train(data_root, output_dir, *extra):
+    return train.main(['--dataset_root', data_root, '--output_dir', str(output_dir), '--run_name', 'run',
+                       *TINY_TRAIN_ARGS, *extra])
+
+
+def weights_of(path):
+    return {k: np.asarray(v) for k, v in paddle.load(path)['model'].items()}
+
+
+@pytest.fixture(scope='module')
+def smoke_run(data_root, tmp_path_factory):
+    output = tmp_path_factory.mktemp('smoke')
+    assert run_train(data_root, output, '--epochs', '2') == 0
+    return os.path.join(str(output), 'run')
+
+
+def test_smoke_run_writes_checkpoint_best_model_config_and_log(smoke_run):
+    for name in ('checkpoint.pdparams', 'best_model/model.pdparams', 'config.json', 'train.log',
+                 'last_eval/results.json', 'last_eval/pred.mat'):
+        assert os.path.isfile(os.path.join(smoke_run, name)), name
+    log = open(os.path.join(smoke_run, 'train.log')).read()
+    assert 'Epoch [1/2] Iter [1/4] lr 2.500e-04 loss ' in log
+    for field in ('samples/s', 'data ', 'ETA ', 'acc '):
+        assert field in log
+    assert '| Arch | Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle | Mean | Mean@0.1 | Mean@0.11 |' in log
+    state = paddle.load(os.path.join(smoke_run, 'checkpoint.pdparams'))['train_state']
+    assert (state['epoch'], state['iteration'], state['global_step']) == (2, 0, 8)
+    assert len(state['history']) == 2 and 'Mean' in state['history'][1]
+
+
+def test_val_on_the_trained_model_matches_the_last_validation(smoke_run, data_root, tmp_path, capsys):
+    # The last epoch's validation is the best one only by chance; compare val.py with the weights it
+    # evaluated, i.e. the checkpoint (val.py accepts a checkpoint as well as a plain state dict).
+    expected = json.load(open(os.path.join(smoke_run, 'last_eval', 'results.json')))['metrics']
+    assert val.main(['--pretrained_model', os.path.join(smoke_run, 'checkpoint.pdparams'),
+                     '--dataset_root', data_root, '--output_dir', str(tmp_path), '--workers', '0',
+                     '--device', 'cpu']) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith('[EVAL] Ankle=')
+    got = json.load(open(tmp_path / 'results.json'))['metrics']
+    assert got == pytest.approx(expected, abs=1e-9)
+    parsed = dict(item.split('=') for item in out[-1][len('[EVAL] '):].split())
+    assert float(parsed['Mean']) == pytest.approx(expected['Mean'])
+
+
+def test_val_preds_file_gives_the_same_table(smoke_run, data_root, tmp_path):
+    source = os.path.join(smoke_run, 'last_eval')
+    assert val.main(['--preds_file', os.path.join(source, 'pred.mat'), '--dataset_root', data_root,
+                     '--output_dir', str(tmp_path)]) == 0
+    expected = json.load(open(os.path.join(source, 'results.json')))['metrics']
+    assert json.load(open(tmp_path / 'results.json'))['metrics'] == pytest.approx(expected, abs=1e-9)
+
+
+def test_val_rejects_weights_of_another_architecture(smoke_run, data_root, tmp_path):
+    with pytest.raises(ValueError, match=r'do not fit the model[\s\S]*missing keys: hourglasses\.1'):
+        val.main(['--pretrained_model', os.path.join(smoke_run, 'best_model', 'model.pdparams'),
+                  '--num_stacks', '2', '--dataset_root', data_root, '--output_dir', str(tmp_path),
+                  '--workers', '0', '--device', 'cpu'])
+    with pytest.raises(ValueError, match=r'shape mismatches: stem\.1\.conv1\.weight: file \(4, 64, 1, 1\) vs model \(8, 64, 1, 1\)'):
+        val.main(['--pretrained_model', os.path.join(smoke_run, 'best_model', 'model.pdparams'),
+                  '--num_features', '32', '--dataset_root', data_root, '--output_dir', str(tmp_path),
+                  '--workers', '0', '--device', 'cpu'])
+
+
+def test_val_names_a_missing_weights_file(data_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match='weights file not found: .*nothing.pdparams'):
+        val.main(['--pretrained_model', str(tmp_path / 'nothing.pdparams'), '--dataset_root', data_root,
+                  '--workers', '0', '--device', 'cpu'])
+
+
+def test_refuses_to_start_over_an_existing_run(smoke_run, data_root):
+    with pytest.raises(FileExistsError, match='--resume'):
+        run_train(data_root, os.path.dirname(smoke_run), '--epochs', '1')
+
+
+def test_resume_continues_exactly_where_it_stopped(data_root, tmp_path):
+    # 6 iterations straight vs 3 + resume to 6: the stop falls mid-epoch (4 iterations per epoch).
+    assert run_train(data_root, tmp_path / 'straight', '--epochs', '3', '--max_iters', '6') == 0
+    assert run_train(data_root, tmp_path / 'split', '--epochs', '3', '--max_iters', '3') == 0
+    checkpoint = tmp_path / 'split' / 'run' / 'checkpoint.pdparams'
+    assert paddle.load(str(checkpoint))['train_state']['iteration'] == 3
+    assert train.main(['--resume', str(checkpoint), '--max_iters', '6']) == 0
+
+    straight = weights_of(str(tmp_path / 'straight' / 'run' / 'checkpoint.pdparams'))
+    resumed = weights_of(str(checkpoint))
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        np.testing.assert_array_equal(straight[key], resumed[key], err_msg=key)
+    state = paddle.load(str(checkpoint))['train_state']
+    assert (state['epoch'], state['iteration'], state['global_step']) == (1, 2, 6)
+
+
+def test_sigterm_saves_a_resumable_checkpoint(data_root, tmp_path):
+    run_dir = tmp_path / 'run'
+    command = [sys.executable, '-u', 'train.py', '--dataset_root', data_root, '--output_dir', str(tmp_path),
+               '--run_name', 'run', *TINY_TRAIN_ARGS, '--epochs', '1000']
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = run_dir / 'train.log'
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and 'Iter [2/4]' in log.read_text()):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 143, output
+    assert 'Stopped by SIGTERM' in output and 'python train.py --resume' in output
+    state = paddle.load(str(run_dir / 'checkpoint.pdparams'))['train_state']
+    assert state['global_step'] >= 2
+    assert train.main(['--resume', str(run_dir), '--max_iters', str(state['global_step'] + 1),
+                       '--eval_every', '100']) == 0
+    assert paddle.load(str(run_dir / 'checkpoint.pdparams'))['train_state']['global_step'] == state['global_step'] + 1
+
+
+def test_resume_rejects_a_plain_weights_file(smoke_run):
+    with pytest.raises(ValueError, match='not a resumable checkpoint'):
+        train.main(['--resume', os.path.join(smoke_run, 'best_model', 'model.pdparams')])
+
+
+def test_image_size_must_be_a_multiple_of_64(data_root, tmp_path):
+    with pytest.raises(ValueError, match='multiple of 64.*received 100'):
+        run_train(data_root, tmp_path, '--image_size', '100')
