@@ -47,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--dataset_root', help='MPII in the HRNet layout (default data/mpii)')
     p.add_argument('--image_size', type=int, help='square input side: 256 (paper) or 384; any multiple of 64')
     p.add_argument('--sigma', type=float, help='Gaussian target sigma in heatmap pixels (default 2, HRNet)')
+    p.add_argument('--scale_factor', type=float, help='scale augmentation: x clip(N(0,1)*sf+1, 1-sf, 1+sf) (default 0.25)')
+    p.add_argument('--rotation_factor', type=float, help='rotation augmentation: clip(N(0,1)*rf, -2rf, 2rf) degrees w.p. 0.6 (default 30)')
+    p.add_argument('--no_flip', action='store_true', help='no horizontal flip augmentation')
     p.add_argument('--train_set', help='annotation file used for training (default train; trainval for the test server)')
     p.add_argument('--valid_set', help='annotation file used for validation (default valid)')
     p.add_argument('--num_stacks', type=int, help='hourglass stacks: 1, 2, 4 or 8 (default 8)')
@@ -87,6 +90,9 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     data = dataclasses.replace(
         defaults.data, dataset_root=_given(args, 'dataset_root', defaults.data.dataset_root),
         input_wh=(size, size), heatmap_wh=(size // 4, size // 4), sigma=_given(args, 'sigma', defaults.data.sigma),
+        scale_factor=_given(args, 'scale_factor', defaults.data.scale_factor),
+        rotation_factor=_given(args, 'rotation_factor', defaults.data.rotation_factor),
+        flip=not args.no_flip,
         train_set=_given(args, 'train_set', defaults.data.train_set),
         valid_set=_given(args, 'valid_set', defaults.data.valid_set))
     model = dataclasses.replace(defaults.model, num_stacks=_given(args, 'num_stacks', defaults.model.num_stacks),

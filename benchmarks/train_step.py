@@ -90,7 +90,7 @@ def run_row(args: argparse.Namespace, num_stacks: int) -> dict:
               f'{" (warm-up)" if i < args.warmup else ""}: {(time.perf_counter() - start) * 1e3:.0f} ms, '
               f'load {os.getloadavg()[0]:.2f}', flush=True)
     return {'device': device, 'times': times, 'busy': sum(cpu_times) / sum(times), 'peak': peak_memory_mib(device), 'rss_start': rss_start,
-            'load': os.getloadavg(), 'params': sum(int(np.prod(p.shape)) for p in model.parameters())}
+            'load': os.getloadavg(), 'params': sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient)}
 
 
 def main(argv=None) -> None:
@@ -121,7 +121,7 @@ def main(argv=None) -> None:
           f'usable {len(os.sched_getaffinity(0))}; OMP_NUM_THREADS {OMP_BEFORE_PADDLE or "unset (Paddle uses 1)"}')
     print(f'{args.num_features} features, {NUM_JOINTS} joints, random input; {args.iters} timed iteration(s) after '
           f'{args.warmup} warm-up; RMSprop lr {LR}; cores busy = CPU time / wall time; peak memory = {memory}\n')
-    print('| stacks | params | input | batch | ms/iter mean | ms/iter min | samples/s | cores busy | peak memory MiB | load 1/5/15 min |')
+    print('| stacks | trainable params | input | batch | ms/iter mean | ms/iter min | samples/s | cores busy | peak memory MiB | load 1/5/15 min |')
     print('|---|---|---|---|---|---|---|---|---|---|')
     print('\n'.join(rows))
 
