@@ -1,7 +1,7 @@
-"""Evaluate on MPII validation (PCKh, HRNet protocol): a trained model, saved predictions, or the oracle.
+r"""Evaluate on MPII validation (PCKh, HRNet protocol): a trained model, saved predictions, or the oracle.
 
-    python val.py --image_size 256 --pretrained_model output/mpii_hourglass8_256x256/best_model/model.pdparams \
-        --dataset_root data/mpii
+    python val.py --image_size 256 --dataset_root data/mpii \
+        --pretrained_model output/mpii_hourglass8_256x256/best_model/model.pdparams
     python val.py --preds_file pred.mat --dataset_root data/mpii       # no model, no images
     python val.py --oracle --image_size 384 --dataset_root data/mpii   # ground truth through the target pipeline
 
