@@ -131,12 +131,24 @@ def resolve_run(args) -> tuple:
 
 
 class GracefulStop:
-    """SIGTERM / Ctrl-C ask the loop to stop after the current iteration; a second one stops at once."""
+    """SIGTERM / Ctrl-C ask the loop to stop after the current iteration; a second one stops at once.
+
+    A context manager, so that the previous handlers come back when training returns.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.signal_name = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+        self._previous = {}
+
+    def __enter__(self):
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
         if self.signal_name:
@@ -155,12 +167,29 @@ def save_checkpoint(run_dir, model, optimizer, scheduler, state: TrainState, con
     return path
 
 
-def validate(model, loader, gt, config: TrainConfig, run_dir: str, logger) -> dict:
+def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, scheduler, optimizer) -> dict:
+    """History row of the epoch just run; when it is complete, step the lr schedule and move on."""
+    row = {'epoch': state.epoch + 1, 'loss': loss, 'lr': optimizer.get_lr(), 'seconds': seconds}
+    if state.iteration < epoch_len:         # stopped by --max_iters inside the epoch
+        row['partial'] = True
+        return row
+    scheduler.step()
+    state.epoch, state.iteration = state.epoch + 1, 0
+    return row
+
+
+def validate_and_keep_best(model, loader, gt, config: TrainConfig, state: TrainState, epoch: int,
+                           run_dir: str, logger) -> dict:
+    """Flip-test PCKh on the validation set; the weights with the best Mean go to best_model/."""
     preds, _ = predict(model, loader, len(loader.dataset), MPII.flip_pairs, config.test, desc='validate')
     metrics = evaluate_predictions(preds, gt)
     logger.info('Validation (PCKh, flip test %s):\n%s', 'on' if config.test.flip_test else 'off',
                 format_table(metrics, f'hourglass{config.model.num_stacks}'))
     write_results(os.path.join(run_dir, 'last_eval'), metrics, preds, {'config': to_dict(config)})
+    if metrics['Mean'] > state.best_mean:
+        state.best_mean, state.best_epoch = metrics['Mean'], epoch
+        save_weights(model, os.path.join(run_dir, 'best_model', 'model.pdparams'))
+        logger.info('New best Mean %.3f at epoch %d: saved best_model/model.pdparams', state.best_mean, epoch)
     return metrics
 
 
@@ -203,41 +232,28 @@ def main(argv=None) -> int:
     total_iters = config.epochs * epoch_len
     if config.max_iters:
         total_iters = min(total_iters, config.max_iters)
-    stop = GracefulStop()
-    while state.epoch < config.epochs and state.global_step < total_iters:
-        loader.batch_sampler.set_epoch(state.epoch, start_batch=state.iteration)
-        epoch_start = time.time()
-        try:
-            loss = train_one_epoch(model, loader, criterion, optimizer, state, total_iters, config.epochs,
-                                   logger, config.log_every, stop)
-        except Exception:
-            if not stop():      # loader workers may die on Ctrl-C; the weights are still consistent
-                raise
-            loss = float('nan')
-        if stop():
-            path = save_checkpoint(run_dir, model, optimizer, scheduler, state, config)
-            logger.info('Stopped by %s at epoch %d, iteration %d. Resume with: python train.py --resume %s',
-                        stop.signal_name, state.epoch + 1, state.iteration, path)
-            return 130 if stop.signal_name == 'SIGINT' else 143
-        epoch_done = state.iteration >= epoch_len
-        if epoch_done:
-            scheduler.step()
-            row = {'epoch': state.epoch + 1, 'loss': loss, 'lr': optimizer.get_lr(),
-                   'seconds': time.time() - epoch_start}
-            state.epoch, state.iteration = state.epoch + 1, 0
-        else:
-            row = {'epoch': state.epoch + 1, 'loss': loss, 'lr': optimizer.get_lr(), 'partial': True}
-        finished = state.epoch >= config.epochs or state.global_step >= total_iters
-        if finished or (epoch_done and state.epoch % config.eval_every == 0):
-            metrics = validate(model, val_loader, gt, config, run_dir, logger)
-            row.update(metrics)
-            if metrics['Mean'] > state.best_mean:
-                state.best_mean, state.best_epoch = metrics['Mean'], row['epoch']
-                save_weights(model, os.path.join(run_dir, 'best_model', 'model.pdparams'))
-                logger.info('New best Mean %.3f at epoch %d: saved best_model/model.pdparams',
-                            state.best_mean, state.best_epoch)
-        state.history.append(row)
-        save_checkpoint(run_dir, model, optimizer, scheduler, state, config)
+    with GracefulStop() as stop:
+        while state.epoch < config.epochs and state.global_step < total_iters:
+            loader.batch_sampler.set_epoch(state.epoch, start_batch=state.iteration)
+            epoch_start = time.time()
+            try:
+                loss = train_one_epoch(model, loader, criterion, optimizer, state, total_iters, config.epochs,
+                                       logger, config.log_every, stop)
+            except Exception:
+                if not stop():      # loader workers may die on Ctrl-C; the weights are still consistent
+                    raise
+                loss = float('nan')
+            if stop():
+                path = save_checkpoint(run_dir, model, optimizer, scheduler, state, config)
+                logger.info('Stopped by %s at epoch %d, iteration %d. Resume with: python train.py --resume %s',
+                            stop.signal_name, state.epoch + 1, state.iteration, path)
+                return 130 if stop.signal_name == 'SIGINT' else 143
+            row = close_epoch(state, loss, epoch_len, time.time() - epoch_start, scheduler, optimizer)
+            if state.epoch >= config.epochs or state.global_step >= total_iters or (
+                    not row.get('partial') and state.epoch % config.eval_every == 0):
+                row.update(validate_and_keep_best(model, val_loader, gt, config, state, row['epoch'], run_dir, logger))
+            state.history.append(row)
+            save_checkpoint(run_dir, model, optimizer, scheduler, state, config)
     logger.info('Done: %d iterations, best Mean %.3f at epoch %d. Weights: %s', state.global_step,
                 state.best_mean, state.best_epoch, os.path.join(run_dir, 'best_model', 'model.pdparams'))
     return 0
