@@ -23,7 +23,7 @@ warnings.filterwarnings('ignore', message='When training, we now always track')
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from lib.config import DataConfig, ModelConfig, TestConfig, TrainConfig, from_dict, to_dict
+from lib.config import DataConfig, TrainConfig, from_dict, to_dict
 from lib.core.engine import TrainState, predict, train_one_epoch
 from lib.core.evaluation import evaluate_predictions, format_table, write_results
 from lib.core.loss import StackedHeatmapLoss

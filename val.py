@@ -9,7 +9,6 @@ Prints the per-joint table and, last, one `[EVAL] Ankle=... Mean=...` line; writ
 pred.mat (variable `preds`, [N, 16, 2], 1-based pixels, valid.json order) to --output_dir.
 """
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -63,7 +62,7 @@ def run_config_for(weights: str) -> dict:
 
 
 def model_predictions(args, test: TestConfig):
-    import paddle  # noqa: F401  (imported here so --preds_file / --oracle start fast)
+    # Paddle is imported here only, so that --preds_file and --oracle start fast.
     from lib.core.engine import predict
     from lib.datasets.loaders import build_mpii_dataset, eval_loader
     from lib.datasets.skeletons import MPII

@@ -1,5 +1,4 @@
 """PCKh (SPEC B.2-B.4) and the training heatmap accuracy (SPEC D.4): known answers, errors, real data."""
-import os
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from scipy.io import savemat
 from lib.core.metrics import (MPIIGroundTruth, evaluate_pckh, heatmap_accuracy, load_mpii_ground_truth,
                               pckh_curve)
 from lib.datasets.skeletons import MPII
+from tests.helpers import MPII_REAL
 
 JOINT_INDEX = {name: j for j, name in enumerate(MPII.short_names)}
 RNG_51 = np.arange(0, 0.5 + 0.01, 0.01)   # HRNet's threshold curve
@@ -173,8 +173,7 @@ def test_heatmap_accuracy_counts_targets_just_inside_the_border():
 
 # ---------------------------------------------------------------------------- real data (optional)
 
-DATA_ROOT = Path(os.environ.get('POSE_SHARED_DATA', Path(__file__).resolve().parents[1].parent / 'shared' / 'data'))
-GT_VALID = DATA_ROOT / 'mpii' / 'annot' / 'gt_valid.mat'
+GT_VALID = Path(MPII_REAL) / 'annot' / 'gt_valid.mat'
 needs_gt_valid = pytest.mark.skipif(
     not GT_VALID.is_file(), reason=f'{GT_VALID} not found; set POSE_SHARED_DATA to the shared data root')
 

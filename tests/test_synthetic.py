@@ -11,9 +11,9 @@ import scipy.io as sio
 
 from lib.datasets.skeletons import MPII
 from lib.datasets.synthetic import PIXEL_STD, make_synthetic_mpii, render_sample
+from tests.helpers import MPII_REAL
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get('POSE_SHARED_DATA', REPO.parent / 'shared' / 'data'))
 NUM_TRAIN, NUM_VALID, SEED = 20, 10, 0
 K = MPII.num_joints
 
@@ -123,7 +123,7 @@ def test_head_box_matches_real_mpii_normaliser(root):
 
 
 def test_mat_structure_matches_real_file(root):
-    real_path = SHARED_DATA / 'mpii' / 'annot' / 'gt_valid.mat'
+    real_path = Path(MPII_REAL) / 'annot' / 'gt_valid.mat'
     if not real_path.exists():
         pytest.skip(f'real gt_valid.mat not found at {real_path}; set POSE_SHARED_DATA to the folder '
                     f'holding mpii/annot/gt_valid.mat to run this comparison.')
