@@ -144,3 +144,16 @@ def test_resume_rejects_a_plain_weights_file(smoke_run):
 def test_image_size_must_be_a_multiple_of_64(data_root, tmp_path):
     with pytest.raises(ValueError, match='multiple of 64.*received 100'):
         run_train(data_root, tmp_path, '--image_size', '100')
+
+
+def test_draw_predictions_tool_draws_model_and_ground_truth(smoke_run, data_root, tmp_path):
+    import cv2
+    from tools import draw_predictions
+    weights = os.path.join(smoke_run, 'best_model', 'model.pdparams')
+    draw_predictions.main(['--dataset_root', data_root, '--pretrained_model', weights, '--num', '3',
+                           '--columns', '2', '--output', str(tmp_path / 'pred.png')])
+    draw_predictions.main(['--dataset_root', data_root, '--num', '3', '--columns', '2', '--output', str(tmp_path / 'gt.png')])
+    pred, gt = cv2.imread(str(tmp_path / 'pred.png')), cv2.imread(str(tmp_path / 'gt.png'))
+    tile, pad = draw_predictions.TILE, 4
+    assert pred.shape == gt.shape == (2 * tile + 3 * pad, 2 * tile + 3 * pad, 3)
+    assert not np.array_equal(pred, gt)     # an untrained model does not draw the ground truth
