@@ -61,7 +61,32 @@ def run_config_for(weights: str) -> dict:
     return {}
 
 
-def model_predictions(args, test: TestConfig):
+def test_config(args, saved_test: dict) -> TestConfig:
+    """Test-time conventions: those stored with the weights (a converted checkpoint may ask for no
+    heatmap shift), switched off further by the --no_* flags."""
+    return TestConfig(flip_test=saved_test.get('flip_test', True) and not args.no_flip_test,
+                      shift_heatmap=saved_test.get('shift_heatmap', True) and not args.no_shift_heatmap,
+                      post_process=saved_test.get('post_process', True) and not args.no_post_process,
+                      batch_size=args.batch_size)
+
+
+def model_configs(args, saved: dict):
+    """Architecture and input conventions: flags first, then the config.json beside the weights, then
+    the defaults. Input normalisation travels with the weights (a converted princeton-vl model takes
+    RGB in [0, 1] with no mean/std)."""
+    saved_model, saved_data = saved.get('model', {}), saved.get('data', {})
+    size = args.image_size or (saved_data.get('input_wh') or [256])[0]
+    model = ModelConfig(name=args.model or saved_model.get('name', 'hourglass'),
+                        num_stacks=args.num_stacks or saved_model.get('num_stacks', 8),
+                        num_features=args.num_features or saved_model.get('num_features', 256))
+    conventions = {key: tuple(saved_data[key]) if isinstance(saved_data[key], list) else saved_data[key]
+                   for key in ('color_rgb', 'mean', 'std') if key in saved_data}
+    data = DataConfig(dataset_root=args.dataset_root, valid_set=args.valid_set, input_wh=(size, size),
+                      heatmap_wh=(size // 4, size // 4), **conventions)
+    return model, data
+
+
+def model_predictions(args, saved: dict, test: TestConfig):
     # Paddle is imported here only, so that --preds_file and --oracle start fast.
     from lib.core.engine import predict
     from lib.datasets.loaders import build_mpii_dataset, eval_loader
@@ -70,14 +95,7 @@ def model_predictions(args, test: TestConfig):
     from lib.utils.checkpoint import load_weights
     from lib.utils.device import select_device
 
-    saved = run_config_for(args.pretrained_model)
-    saved_model, saved_data = saved.get('model', {}), saved.get('data', {})
-    size = args.image_size or (saved_data.get('input_wh') or [256])[0]
-    model_cfg = ModelConfig(name=args.model or saved_model.get('name', 'hourglass'),
-                            num_stacks=args.num_stacks or saved_model.get('num_stacks', 8),
-                            num_features=args.num_features or saved_model.get('num_features', 256))
-    data = DataConfig(dataset_root=args.dataset_root, valid_set=args.valid_set, input_wh=(size, size),
-                      heatmap_wh=(size // 4, size // 4))
+    model_cfg, data = model_configs(args, saved)
     select_device(args.device)
     dataset = build_mpii_dataset(data, args.valid_set, is_train=False)
     model = build_model(model_cfg.name, num_joints=model_cfg.num_joints, num_stacks=model_cfg.num_stacks,
@@ -85,14 +103,14 @@ def model_predictions(args, test: TestConfig):
     load_weights(model, args.pretrained_model)
     loader = eval_loader(dataset, args.batch_size, args.workers)
     preds, _ = predict(model, loader, len(dataset), MPII.flip_pairs, test)
-    name = f'{model_cfg.name}{model_cfg.num_stacks}_{size}'
+    name = f'{model_cfg.name}{model_cfg.num_stacks}_{data.input_wh[0]}'
     return preds, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    test = TestConfig(flip_test=not args.no_flip_test, shift_heatmap=not args.no_shift_heatmap,
-                      post_process=not args.no_post_process, batch_size=args.batch_size)
+    saved = run_config_for(args.pretrained_model) if args.pretrained_model else {}
+    test = test_config(args, saved.get('test', {}))
     gt = load_mpii_ground_truth(os.path.join(args.dataset_root, 'annot', f'gt_{args.valid_set}.mat'))
     if args.preds_file:
         preds, name, extra = load_predictions(args.preds_file, gt.num_samples), 'preds_file', {
@@ -104,7 +122,7 @@ def main(argv=None) -> int:
                                    refine=test.post_process)
         name, extra = f'oracle_{size}', {'oracle': {'image_size': size, 'sigma': args.sigma}}
     else:
-        preds, name, extra = model_predictions(args, test)
+        preds, name, extra = model_predictions(args, saved, test)
     extra['test'] = to_dict(test)
     metrics = evaluate_predictions(preds, gt)
     write_results(args.output_dir, metrics, preds, extra)

@@ -1,6 +1,7 @@
 """End to end on generated data: train.py (smoke, resume, SIGTERM, refusal to overwrite) and val.py
 (model, --preds_file, bad weights), with a tiny hourglass on CPU."""
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -157,3 +158,20 @@ def test_draw_predictions_tool_draws_model_and_ground_truth(smoke_run, data_root
     tile, pad = draw_predictions.TILE, 4
     assert pred.shape == gt.shape == (2 * tile + 3 * pad, 2 * tile + 3 * pad, 3)
     assert not np.array_equal(pred, gt)     # an untrained model does not draw the ground truth
+
+
+def test_val_takes_input_and_test_conventions_stored_with_the_weights(smoke_run, data_root, tmp_path):
+    """A converted princeton-vl model keeps RGB in [0, 1] and no heatmap shift in its config.json."""
+    folder = tmp_path / 'converted'
+    folder.mkdir()
+    shutil.copy(os.path.join(smoke_run, 'best_model', 'model.pdparams'), folder / 'model.pdparams')
+    saved = json.load(open(os.path.join(smoke_run, 'config.json')))
+    saved['data'].update(mean=[0, 0, 0], std=[1, 1, 1])
+    saved['test'] = {'shift_heatmap': False}
+    json.dump(saved, open(folder / 'config.json', 'w'))
+    assert val.main(['--pretrained_model', str(folder / 'model.pdparams'), '--dataset_root', data_root,
+                     '--output_dir', str(tmp_path / 'out'), '--workers', '0', '--device', 'cpu']) == 0
+    results = json.load(open(tmp_path / 'out' / 'results.json'))
+    assert results['data']['mean'] == [0, 0, 0] and results['data']['std'] == [1, 1, 1]
+    assert results['data']['input_wh'] == [64, 64] and results['model']['num_features'] == 16
+    assert results['test']['shift_heatmap'] is False and results['test']['flip_test'] is True

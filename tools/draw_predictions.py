@@ -41,10 +41,10 @@ def parse_args(argv=None):
 def predict_joints(args, count: int) -> np.ndarray:
     """Predictions [count, 16, 2] in image pixels, with the flip test, by val.py's pipeline."""
     import val
-    preds, _, _ = val.model_predictions(val.parse_args(['--pretrained_model', args.pretrained_model,
-                                                        '--dataset_root', args.dataset_root,
-                                                        '--valid_set', args.valid_set, '--workers', '0']),
-                                        val.TestConfig())
+    val_args = val.parse_args(['--pretrained_model', args.pretrained_model, '--dataset_root', args.dataset_root,
+                               '--valid_set', args.valid_set, '--workers', '0'])
+    saved = val.run_config_for(args.pretrained_model)
+    preds, _, _ = val.model_predictions(val_args, saved, val.test_config(val_args, saved.get('test', {})))
     return preds[:count]
 
 
