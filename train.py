@@ -23,7 +23,7 @@ warnings.filterwarnings('ignore', message='When training, we now always track')
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from lib.config import DataConfig, TrainConfig, from_dict, to_dict
+from lib.config import PRESETS, TrainConfig, from_dict, preset_config, to_dict
 from lib.core.engine import TrainState, predict, train_one_epoch
 from lib.core.evaluation import evaluate_predictions, format_table, write_results
 from lib.core.loss import StackedHeatmapLoss
@@ -31,7 +31,7 @@ from lib.core.metrics import load_mpii_ground_truth
 from lib.core.optim import build_optimizer, build_scheduler
 from lib.datasets.loaders import build_mpii_dataset, eval_loader, train_loader
 from lib.datasets.skeletons import MPII
-from lib.models import build_model
+from lib.models import build_model_from
 from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, restore_optimizer_state,
                                   save_weights)
 from lib.utils.device import select_device
@@ -44,6 +44,8 @@ RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every',
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # Unset flags are None, so that a resumed run can tell what the user asked to change.
+    p.add_argument('--model', choices=sorted(PRESETS), help='architecture; its reference recipe (README, '
+                   '"Presets") gives the defaults of the flags below (default hourglass)')
     p.add_argument('--dataset_root', help='MPII in the HRNet layout (default data/mpii)')
     p.add_argument('--image_size', type=int, help='square input side: 256 (paper) or 384; any multiple of 64')
     p.add_argument('--sigma', type=float, help='Gaussian target sigma in heatmap pixels (default 2, HRNet)')
@@ -62,6 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--lr', type=float, help='initial learning rate (default 2.5e-4)')
     p.add_argument('--lr_steps', type=int, nargs='+', help='epochs at which the lr is multiplied by --lr_gamma (default 90 120)')
     p.add_argument('--lr_gamma', type=float, help='lr decay factor (default 0.1)')
+    p.add_argument('--warmup_iters', type=int, help='linear lr warm-up over N iterations (default 0; hourglass52: 500)')
+    p.add_argument('--warmup_ratio', type=float, help='warm-up starts at lr x this (default 0.001)')
     p.add_argument('--weight_decay', type=float, help='L2 weight decay (default 0)')
     p.add_argument('--stack_loss', choices=('sum', 'mean'), help='combine the per-stack losses (default sum, HRNet)')
     p.add_argument('--workers', type=int, help='data loading processes (default 4)')
@@ -82,7 +86,7 @@ def _given(args, name, default):
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
-    defaults = TrainConfig(data=DataConfig(dataset_root='data/mpii'))
+    defaults = preset_config(args.model or 'hourglass', dataset_root='data/mpii')
     size = _given(args, 'image_size', defaults.data.input_wh[0])
     if size < 64 or size % 64:
         raise ValueError(f'--image_size must be a multiple of 64 (the hourglass halves a quarter-resolution map '
@@ -107,7 +111,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 def default_run_name(config: TrainConfig) -> str:
     w, h = config.data.input_wh
-    return f'mpii_{config.model.name}{config.model.num_stacks}_{w}x{h}'
+    return f'mpii_{config.model.label}_{w}x{h}'
 
 
 def resolve_run(args) -> tuple:
@@ -167,13 +171,12 @@ def save_checkpoint(run_dir, model, optimizer, scheduler, state: TrainState, con
     return path
 
 
-def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, scheduler, optimizer) -> dict:
-    """History row of the epoch just run; when it is complete, step the lr schedule and move on."""
+def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, optimizer) -> dict:
+    """History row of the epoch just run; when it is complete, move the state to the next epoch."""
     row = {'epoch': state.epoch + 1, 'loss': loss, 'lr': optimizer.get_lr(), 'seconds': seconds}
     if state.iteration < epoch_len:         # stopped by --max_iters inside the epoch
         row['partial'] = True
         return row
-    scheduler.step()
     state.epoch, state.iteration = state.epoch + 1, 0
     return row
 
@@ -184,7 +187,7 @@ def validate_and_keep_best(model, loader, gt, config: TrainConfig, state: TrainS
     preds, _ = predict(model, loader, len(loader.dataset), MPII.flip_pairs, config.test, desc='validate')
     metrics = evaluate_predictions(preds, gt)
     logger.info('Validation (PCKh, flip test %s):\n%s', 'on' if config.test.flip_test else 'off',
-                format_table(metrics, f'hourglass{config.model.num_stacks}'))
+                format_table(metrics, config.model.label))
     write_results(os.path.join(run_dir, 'last_eval'), metrics, preds, {'config': to_dict(config)})
     if metrics['Mean'] > state.best_mean:
         state.best_mean, state.best_epoch = metrics['Mean'], epoch
@@ -214,10 +217,10 @@ def main(argv=None) -> int:
     val_loader = eval_loader(valid_set, config.test.batch_size, config.workers)
     logger.info('Loaded %d training and %d validation samples', len(train_set), len(valid_set))
 
-    model = build_model(config.model.name, num_joints=config.model.num_joints,
-                        num_stacks=config.model.num_stacks, num_features=config.model.num_features)
+    model = build_model_from(config.model)
     criterion = StackedHeatmapLoss(config.stack_loss)
-    scheduler = build_scheduler(config.lr, config.lr_steps, config.lr_gamma)
+    scheduler = build_scheduler(config.lr, config.lr_steps, config.lr_gamma, len(loader.batch_sampler),
+                                config.warmup_iters, config.warmup_ratio)
     optimizer = build_optimizer(config.optimizer, scheduler, model.parameters(), config.weight_decay)
     state = TrainState()
     if checkpoint is not None:
@@ -237,8 +240,8 @@ def main(argv=None) -> int:
             loader.batch_sampler.set_epoch(state.epoch, start_batch=state.iteration)
             epoch_start = time.time()
             try:
-                loss = train_one_epoch(model, loader, criterion, optimizer, state, total_iters, config.epochs,
-                                       logger, config.log_every, stop)
+                loss = train_one_epoch(model, loader, criterion, optimizer, scheduler, state, total_iters,
+                                       config.epochs, logger, config.log_every, stop)
             except Exception:
                 if not stop():      # loader workers may die on Ctrl-C; the weights are still consistent
                     raise
@@ -248,7 +251,7 @@ def main(argv=None) -> int:
                 logger.info('Stopped by %s at epoch %d, iteration %d. Resume with: python train.py --resume %s',
                             stop.signal_name, state.epoch + 1, state.iteration, path)
                 return 130 if stop.signal_name == 'SIGINT' else 143
-            row = close_epoch(state, loss, epoch_len, time.time() - epoch_start, scheduler, optimizer)
+            row = close_epoch(state, loss, epoch_len, time.time() - epoch_start, optimizer)
             if state.epoch >= config.epochs or state.global_step >= total_iters or (
                     not row.get('partial') and state.epoch % config.eval_every == 0):
                 row.update(validate_and_keep_best(model, val_loader, gt, config, state, row['epoch'], run_dir, logger))

@@ -9,13 +9,14 @@ Prints the per-joint table and, last, one `[EVAL] Ankle=... Mean=...` line; writ
 pred.mat (variable `preds`, [N, 16, 2], 1-based pixels, valid.json order) to --output_dir.
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
-from lib.config import DataConfig, ModelConfig, TestConfig, to_dict
+from lib.config import PRESETS, ModelConfig, TestConfig, preset_config, to_dict
 from lib.core.evaluation import (eval_line, evaluate_predictions, format_table, load_predictions,
                                  oracle_predictions, write_results)
 from lib.core.metrics import load_mpii_ground_truth
@@ -29,8 +30,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--image_size', type=int, default=None,
                    help='input side: 256 or 384 (default: from the run\'s config.json, else 256)')
     p.add_argument('--pretrained_model', help='.pdparams written by train.py (best_model/model.pdparams)')
-    p.add_argument('--model', default=None, help='architecture (default hourglass)')
-    p.add_argument('--num_stacks', type=int, default=None, help='default: from config.json beside the weights, else 8')
+    p.add_argument('--model', default=None, choices=sorted(PRESETS),
+                   help='architecture (default: from config.json beside the weights, else hourglass)')
+    p.add_argument('--num_stacks', type=int, default=None, help='hourglass stacks (default: from config.json beside the weights, else 8)')
     p.add_argument('--num_features', type=int, default=None, help='default: from config.json, else 256')
     p.add_argument('--no_flip_test', action='store_true', help='turn the flip test off')
     p.add_argument('--no_shift_heatmap', action='store_true', help='flip test without the one-column shift')
@@ -76,13 +78,14 @@ def model_configs(args, saved: dict):
     RGB in [0, 1] with no mean/std)."""
     saved_model, saved_data = saved.get('model', {}), saved.get('data', {})
     size = args.image_size or (saved_data.get('input_wh') or [256])[0]
-    model = ModelConfig(name=args.model or saved_model.get('name', 'hourglass'),
-                        num_stacks=args.num_stacks or saved_model.get('num_stacks', 8),
-                        num_features=args.num_features or saved_model.get('num_features', 256))
+    name = args.model or saved_model.get('name', 'hourglass')
+    preset = preset_config(name, args.dataset_root)
+    model = ModelConfig(name=name, num_stacks=args.num_stacks or saved_model.get('num_stacks', preset.model.num_stacks),
+                        num_features=args.num_features or saved_model.get('num_features', preset.model.num_features))
     conventions = {key: tuple(saved_data[key]) if isinstance(saved_data[key], list) else saved_data[key]
                    for key in ('color_rgb', 'mean', 'std') if key in saved_data}
-    data = DataConfig(dataset_root=args.dataset_root, valid_set=args.valid_set, input_wh=(size, size),
-                      heatmap_wh=(size // 4, size // 4), **conventions)
+    data = dataclasses.replace(preset.data, valid_set=args.valid_set, input_wh=(size, size),
+                               heatmap_wh=(size // 4, size // 4), **conventions)
     return model, data
 
 
@@ -91,19 +94,18 @@ def model_predictions(args, saved: dict, test: TestConfig):
     from lib.core.engine import predict
     from lib.datasets.loaders import build_mpii_dataset, eval_loader
     from lib.datasets.skeletons import MPII
-    from lib.models import build_model
+    from lib.models import build_model_from
     from lib.utils.checkpoint import load_weights
     from lib.utils.device import select_device
 
     model_cfg, data = model_configs(args, saved)
     select_device(args.device)
     dataset = build_mpii_dataset(data, args.valid_set, is_train=False)
-    model = build_model(model_cfg.name, num_joints=model_cfg.num_joints, num_stacks=model_cfg.num_stacks,
-                        num_features=model_cfg.num_features)
+    model = build_model_from(model_cfg)
     load_weights(model, args.pretrained_model)
     loader = eval_loader(dataset, args.batch_size, args.workers)
     preds, _ = predict(model, loader, len(dataset), MPII.flip_pairs, test)
-    name = f'{model_cfg.name}{model_cfg.num_stacks}_{data.input_wh[0]}'
+    name = f'{model_cfg.label}_{data.input_wh[0]}'
     return preds, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
 
 

@@ -28,9 +28,14 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = 'hourglass'
-    num_stacks: int = 8
-    num_features: int = 256
+    num_stacks: int = 0             # Newell's hourglass only; 0 = the builder's default
+    num_features: int = 0           # Newell's hourglass only; 0 = the builder's default
     num_joints: int = 16
+
+    @property
+    def label(self) -> str:
+        """Short name for tables and run folders: hourglass8, hourglass52, pose_resnet_50."""
+        return f'{self.name}{self.num_stacks or ""}' if self.name == 'hourglass' else self.name
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class TrainConfig:
     lr: float = 2.5e-4
     lr_steps: Tuple[int, ...] = (90, 120)
     lr_gamma: float = 0.1
+    warmup_iters: int = 0           # linear warm-up from lr x warmup_ratio (MMPose: 500 iterations)
+    warmup_ratio: float = 0.001
     weight_decay: float = 0.0
     stack_loss: str = 'sum'
     workers: int = 4
@@ -61,6 +68,43 @@ class TrainConfig:
     eval_every: int = 1
     log_every: int = 50
     device: str = 'auto'
+
+
+# Each model's reference training recipe; train.py starts from the preset of --model and applies the
+# flags on top. batch_size is per process (GPU): the references' global batch is noted beside it.
+_HRNET_POSE_RESNET_MPII = {
+    # HRNet experiments/mpii/resnet*/256x256_d256x3_adam_lr1e-3.yaml: Adam 1e-3 without weight decay,
+    # x0.1 after epochs 90 and 120 of 140, 32 per GPU x 4 GPUs; BGR pixels with the RGB ImageNet statistics
+    # (COLOR_RGB false, a quirk kept so that HRNet's numbers reproduce); sf 0.25, rf 30, sigma 2.
+    'optimizer': 'adam', 'lr': 1e-3, 'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 32,
+    'data': {'color_rgb': False},
+}
+_MMPOSE_HOURGLASS_MPII = {
+    # MMPose td-hm_hourglass52_8xb64-210e_mpii-256x256: Adam 5e-4, linear warm-up over 500 iterations
+    # from 0.001, x0.1 after epochs 170 and 200 of 210, 64 per GPU x 8 GPUs; RGB; flip, rotation factor 40
+    # (p 0.6), scale factor 0.5, sigma 2.
+    'optimizer': 'adam', 'lr': 5e-4, 'warmup_iters': 500, 'warmup_ratio': 0.001, 'epochs': 210,
+    'lr_steps': (170, 200), 'batch_size': 64, 'data': {'scale_factor': 0.5, 'rotation_factor': 40.0},
+}
+PRESETS = {
+    # Newell et al.: RMSprop 2.5e-4 as the paper; the paper decays on plateaus, we use HRNet's MPII
+    # schedule (x0.1 after epochs 90 and 120 of 140), batch 16, HRNet's augmentation and sigma 2.
+    'hourglass': {'model': {'num_stacks': 8, 'num_features': 256}, 'optimizer': 'rmsprop', 'lr': 2.5e-4,
+                  'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 16},
+    'hourglass52': _MMPOSE_HOURGLASS_MPII,
+    'hourglass104': _MMPOSE_HOURGLASS_MPII,   # MMPose publishes no MPII recipe for 2 stacks: hourglass52's
+    **{f'pose_resnet_{depth}': _HRNET_POSE_RESNET_MPII for depth in (18, 34, 50, 101, 152)},
+}
+
+
+def preset_config(model_name: str, dataset_root: str) -> TrainConfig:
+    """The TrainConfig of a model's reference recipe (PRESETS), before any command-line override."""
+    if model_name not in PRESETS:
+        raise ValueError(f'no preset for model {model_name!r}; presets exist for {sorted(PRESETS)}.')
+    preset = PRESETS[model_name]
+    data = dataclasses.replace(DataConfig(dataset_root=dataset_root), **preset.get('data', {}))
+    model = dataclasses.replace(ModelConfig(name=model_name), **preset.get('model', {}))
+    return TrainConfig(data=data, model=model, **{k: v for k, v in preset.items() if k not in ('data', 'model')})
 
 
 def to_dict(config) -> dict:

@@ -60,7 +60,7 @@ def test_optimizer_state_survives_a_process_that_named_its_parameters_differentl
     """Paddle names parameters with global counters (conv2d_12.w_0); build one model more before the
     second copy, so every name differs, and the state must still land on the right parameters."""
     model = tiny_model()
-    optimizer = build_optimizer('rmsprop', build_scheduler(1e-3, [10], 0.1), model.parameters())
+    optimizer = build_optimizer('rmsprop', build_scheduler(1e-3, [10], 0.1, iters_per_epoch=5), model.parameters())
     loss = paddle.add_n([out.mean() for out in model(paddle.randn([2, 3, 64, 64]))])
     loss.backward()
     optimizer.step()
@@ -69,7 +69,7 @@ def test_optimizer_state_survives_a_process_that_named_its_parameters_differentl
 
     tiny_model()                                   # shifts the global parameter-name counters
     copy = tiny_model()
-    copy_optimizer = build_optimizer('rmsprop', build_scheduler(1e-3, [10], 0.1), copy.parameters())
+    copy_optimizer = build_optimizer('rmsprop', build_scheduler(1e-3, [10], 0.1, iters_per_epoch=5), copy.parameters())
     restore_optimizer_state(copy_optimizer, copy, saved)
     restored = portable_optimizer_state(copy_optimizer, copy)
     assert restored.keys() == saved.keys()

@@ -78,8 +78,17 @@ def test_stacked_loss_rejects_unknown_reduction():
 
 
 # Tiny constructor arguments per registered model; a new entry in MODELS must add one here.
+TINY_HOURGLASS_NET = dict(downsample_times=2, stage_channels=(16, 16, 24), stage_blocks=(1, 1, 2), feat_channel=8)
+TINY_DECONVS = dict(deconv_filters=(16, 16, 16))   # the ResNet backbones keep their size (0.3-1.5 s to build)
 TINY_KWARGS = {
     'hourglass': dict(num_stacks=2, num_features=16),
+    'hourglass52': TINY_HOURGLASS_NET,
+    'hourglass104': TINY_HOURGLASS_NET,
+    'pose_resnet_18': TINY_DECONVS,
+    'pose_resnet_34': TINY_DECONVS,
+    'pose_resnet_50': TINY_DECONVS,
+    'pose_resnet_101': TINY_DECONVS,
+    'pose_resnet_152': TINY_DECONVS,
 }
 
 

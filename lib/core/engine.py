@@ -31,8 +31,8 @@ def _format_eta(seconds: float) -> str:
     return f'{days}d {text}' if days else text
 
 
-def train_one_epoch(model, loader, criterion, optimizer, state: TrainState, total_iters: int, num_epochs: int,
-                    logger, log_every: int, should_stop: Callable[[], bool]) -> float:
+def train_one_epoch(model, loader, criterion, optimizer, scheduler, state: TrainState, total_iters: int,
+                    num_epochs: int, logger, log_every: int, should_stop: Callable[[], bool]) -> float:
     """Train from state.iteration to the end of the epoch, or until should_stop() / total_iters.
 
     Logs one line every `log_every` iterations; returns the mean loss of the iterations run.
@@ -48,6 +48,7 @@ def train_one_epoch(model, loader, criterion, optimizer, state: TrainState, tota
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
+        scheduler.step()
 
         state.iteration += 1
         state.global_step += 1

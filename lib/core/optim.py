@@ -1,14 +1,41 @@
 """Optimizer and learning-rate schedule (SPEC G, I)."""
+from bisect import bisect_right
 from typing import Sequence
 
 import paddle
 
 
-def build_scheduler(lr: float, lr_steps: Sequence[int], lr_gamma: float) -> paddle.optimizer.lr.LRScheduler:
-    """Multiply the lr by lr_gamma at each epoch in lr_steps; stepped once after every epoch."""
+class WarmupMultiStepDecay(paddle.optimizer.lr.LRScheduler):
+    """Step decay at given iterations, after an optional linear warm-up; stepped after every iteration.
+
+    lr(i) = base x gamma^(number of milestones <= i), times warmup_ratio + (1 - warmup_ratio) x i / warmup_iters
+    while i < warmup_iters (MMPose's LinearLR warm-up). `last_epoch` counts iterations here.
+    """
+
+    def __init__(self, learning_rate: float, milestones: Sequence[int], gamma: float, warmup_iters: int = 0,
+                 warmup_ratio: float = 0.001, last_epoch: int = -1):
+        self.milestones = list(milestones)
+        self.gamma = gamma
+        self.warmup_iters = warmup_iters
+        self.warmup_ratio = warmup_ratio
+        super().__init__(learning_rate, last_epoch)
+
+    def get_lr(self) -> float:
+        step = max(self.last_epoch, 0)
+        lr = self.base_lr * self.gamma ** bisect_right(self.milestones, step)
+        if step < self.warmup_iters:
+            lr *= self.warmup_ratio + (1 - self.warmup_ratio) * step / self.warmup_iters
+        return lr
+
+
+def build_scheduler(lr: float, lr_steps: Sequence[int], lr_gamma: float, iters_per_epoch: int,
+                    warmup_iters: int = 0, warmup_ratio: float = 0.001) -> WarmupMultiStepDecay:
+    """Multiply the lr by lr_gamma once each epoch of lr_steps is over (the schedule is kept in
+    iterations, so a run resumed mid-epoch and a warm-up of a few hundred iterations both work)."""
     if list(lr_steps) != sorted(lr_steps):
         raise ValueError(f'--lr_steps must be increasing epochs; received {list(lr_steps)}.')
-    return paddle.optimizer.lr.MultiStepDecay(learning_rate=lr, milestones=list(lr_steps), gamma=lr_gamma)
+    return WarmupMultiStepDecay(lr, [epoch * iters_per_epoch for epoch in lr_steps], lr_gamma,
+                                warmup_iters, warmup_ratio)
 
 
 def build_optimizer(name: str, scheduler, parameters, weight_decay: float = 0.0) -> paddle.optimizer.Optimizer:

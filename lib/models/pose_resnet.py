@@ -7,42 +7,23 @@ deconv_layers.0..8, final_layer), so ImageNet and HRNet checkpoints map by name:
 statistics are spelled differently in Paddle (running_mean/running_var -> _mean/_variance), and the
 ImageNet fc.* and the PyTorch num_batches_tracked entries have no counterpart here.
 
-The ResNet blocks and the Normal(0, 0.001) convolution below are also the building blocks of
-MMPose's HourglassNet (lib/models/cornernet_hourglass.py imports them, as MMPose's hourglass.py
-imports resnet.py).
+BasicBlock, the projection shortcut and the Normal(0, 0.001) convolution live in layers.py: MMPose's
+HourglassNet is built from them too.
 """
 from typing import List, Optional, Sequence, Tuple, Type, Union
 
 import paddle
 import paddle.nn as nn
 from paddle import ParamAttr
-from paddle.nn.initializer import Constant, Normal
+from paddle.nn.initializer import Normal
 
-from lib.models.layers import batch_norm
-
-# HRNet's init_weights without a pretrained file, and MMPose's init_cfg: every conv Normal(0, 0.001).
-INIT_STD = 0.001
+from lib.models.layers import INIT_STD, BasicBlock, batch_norm, check_input_divisible, downsample, normal_conv
 
 # Transposed-conv kernel -> (padding, output_padding) giving exactly x2 at stride 2 (HRNet _get_deconv_cfg).
 DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def normal_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                bias: bool = False) -> nn.Conv2D:
-    """k x k convolution with 'same' padding, weight Normal(0, 0.001), bias (if any) 0."""
-    return nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2,
-                     weight_attr=ParamAttr(initializer=Normal(0.0, INIT_STD)),
-                     bias_attr=ParamAttr(initializer=Constant(0.0)) if bias else False)
-
-
-def downsample(in_channels: int, out_channels: int, stride: int) -> Optional[nn.Sequential]:
-    """Projection shortcut 1x1 conv (stride) + BN, or None when the identity fits (torchvision rule)."""
-    if stride == 1 and in_channels == out_channels:
-        return None
-    return nn.Sequential(normal_conv(in_channels, out_channels, 1, stride), batch_norm(out_channels))
-
-
 def deconv_padding(kernel_size: int) -> Tuple[int, int]:
     """(padding, output_padding) of a stride-2 transposed conv that doubles the resolution."""
     if kernel_size not in DECONV_PADDING:
@@ -52,42 +33,7 @@ def deconv_padding(kernel_size: int) -> Tuple[int, int]:
     return DECONV_PADDING[kernel_size]
 
 
-def check_input_divisible(images: paddle.Tensor, divisor: int, model: str) -> None:
-    """Raise unless the image height and width are multiples of `divisor` (else heatmaps are not H/4 x W/4).
-
-    Dimensions unknown at trace time (-1 under paddle.jit.to_static) are not checked.
-    """
-    height, width = images.shape[-2], images.shape[-1]
-    bad = [side for side in (height, width) if isinstance(side, int) and side > 0 and side % divisor]
-    if bad:
-        w_fix, h_fix = (max(divisor, round(side / divisor) * divisor) for side in (width, height))
-        raise ValueError(f'{model} needs an input whose height and width are divisible by {divisor}; received '
-                         f'W x H = {width} x {height}. Fix: use an image size that is a multiple of {divisor}, '
-                         f'e.g. {w_fix} x {h_fix}.')
-
-
 # ----------------------------------------------------------------------------------------------- blocks
-class BasicBlock(nn.Layer):
-    """ResNet basic block (post-activation): 3x3 (stride) -> BN -> ReLU -> 3x3 -> BN, + shortcut, ReLU."""
-    expansion = 1
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Layer] = None):
-        super().__init__()
-        self.conv1 = normal_conv(in_channels, planes, 3, stride)
-        self.bn1 = batch_norm(planes)
-        self.conv2 = normal_conv(planes, planes, 3)
-        self.bn2 = batch_norm(planes)
-        self.relu = nn.ReLU()
-        self.downsample = downsample
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
-
-
 class Bottleneck(nn.Layer):
     """ResNet v1.5 bottleneck (torchvision): 1x1 -> 3x3 (stride) -> 1x1 (x4 channels), + shortcut, ReLU."""
     expansion = 4
@@ -130,6 +76,8 @@ class PoseResNet(nn.Layer):
             raise ValueError(f'pose_resnet needs 3 deconv layers to reach H/4; received deconv_filters='
                              f'{tuple(deconv_filters)}, deconv_kernels={tuple(deconv_kernels)}. Fix: pass 3 '
                              f'entries each, e.g. (256, 256, 256) and (4, 4, 4).')
+        for kernel in deconv_kernels:
+            deconv_padding(kernel)   # fail before building the backbone
         self.conv1 = nn.Conv2D(3, 64, 7, stride=2, padding=3, bias_attr=False,
                                weight_attr=ParamAttr(initializer=Normal(0.0, INIT_STD)))
         self.bn1 = batch_norm(64)
