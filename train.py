@@ -31,7 +31,7 @@ from lib.core.metrics import load_mpii_ground_truth
 from lib.core.optim import build_optimizer, build_scheduler
 from lib.datasets.loaders import build_mpii_dataset, eval_loader, train_loader
 from lib.datasets.skeletons import MPII
-from lib.models import build_model_from
+from lib.models import build_model_from, check_input_size, model_options
 from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, restore_optimizer_state,
                                   save_weights)
 from lib.utils.device import select_device
@@ -47,7 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--model', choices=sorted(PRESETS), help='architecture; its reference recipe (README, '
                    '"Presets") gives the defaults of the flags below (default hourglass)')
     p.add_argument('--dataset_root', help='MPII in the HRNet layout (default data/mpii)')
-    p.add_argument('--image_size', type=int, help='square input side: 256 (paper) or 384; any multiple of 64')
+    p.add_argument('--image_size', type=int, help='square input side: 256 (paper) or 384; a multiple of 64 for hourglass, '
+                   '128 for hourglass52/104, 32 for pose_resnet')
     p.add_argument('--sigma', type=float, help='Gaussian target sigma in heatmap pixels (default 2, HRNet)')
     p.add_argument('--scale_factor', type=float, help='scale augmentation: x clip(N(0,1)*sf+1, 1-sf, 1+sf) (default 0.25)')
     p.add_argument('--rotation_factor', type=float, help='rotation augmentation: clip(N(0,1)*rf, -2rf, 2rf) degrees w.p. 0.6 (default 30)')
@@ -76,6 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--log_every', type=int, help='log a line every N iterations (default 50)')
     p.add_argument('--val_batch_size', type=int, help='validation batch size (default 32)')
     p.add_argument('--no_flip_test', action='store_true', help='validate without the flip test')
+    p.add_argument('--pretrained_backbone', help='ImageNet ResNet weights for pose_resnet: Paddle\'s own .pdparams '
+                   'or a torchvision checkpoint converted by tools/convert_weights.py')
     p.add_argument('--resume', help='checkpoint.pdparams (or its run folder) to continue')
     return p.parse_args(argv)
 
@@ -88,9 +91,7 @@ def _given(args, name, default):
 def build_config(args: argparse.Namespace) -> TrainConfig:
     defaults = preset_config(args.model or 'hourglass', dataset_root='data/mpii')
     size = _given(args, 'image_size', defaults.data.input_wh[0])
-    if size < 64 or size % 64:
-        raise ValueError(f'--image_size must be a multiple of 64 (the hourglass halves a quarter-resolution map '
-                         f'4 times); received {size}. The paper uses 256; MMPose also reports 384.')
+    check_input_size(defaults.model.name, (size, size))
     data = dataclasses.replace(
         defaults.data, dataset_root=_given(args, 'dataset_root', defaults.data.dataset_root),
         input_wh=(size, size), heatmap_wh=(size // 4, size // 4), sigma=_given(args, 'sigma', defaults.data.sigma),
@@ -106,6 +107,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     simple = {f.name: _given(args, f.name, getattr(defaults, f.name))
               for f in dataclasses.fields(TrainConfig) if f.name not in ('data', 'model', 'test')}
     simple['lr_steps'] = tuple(simple['lr_steps'])
+    model_options(model)                    # wrong options fail here, before any data is read
     return TrainConfig(data=data, model=model, test=test, **simple)
 
 
@@ -218,6 +220,10 @@ def main(argv=None) -> int:
     logger.info('Loaded %d training and %d validation samples', len(train_set), len(valid_set))
 
     model = build_model_from(config.model)
+    if config.pretrained_backbone and checkpoint is None:
+        from lib.models.pretrained import load_backbone
+        loaded = load_backbone(model, config.pretrained_backbone)
+        logger.info('Loaded %d backbone tensors from %s', len(loaded), config.pretrained_backbone)
     criterion = StackedHeatmapLoss(config.stack_loss)
     scheduler = build_scheduler(config.lr, config.lr_steps, config.lr_gamma, len(loader.batch_sampler),
                                 config.warmup_iters, config.warmup_ratio)

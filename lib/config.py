@@ -61,6 +61,7 @@ class TrainConfig:
     warmup_iters: int = 0           # linear warm-up from lr x warmup_ratio (MMPose: 500 iterations)
     warmup_ratio: float = 0.001
     weight_decay: float = 0.0
+    pretrained_backbone: str = ''   # ImageNet weights for pose_resnet's ResNet ('' = from scratch)
     stack_loss: str = 'sum'
     workers: int = 4
     seed: int = 0

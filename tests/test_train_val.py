@@ -142,9 +142,46 @@ def test_resume_rejects_a_plain_weights_file(smoke_run):
         train.main(['--resume', os.path.join(smoke_run, 'best_model', 'model.pdparams')])
 
 
-def test_image_size_must_be_a_multiple_of_64(data_root, tmp_path):
-    with pytest.raises(ValueError, match='multiple of 64.*received 100'):
+def test_image_size_must_fit_the_model(data_root, tmp_path):
+    with pytest.raises(ValueError, match=r'hourglass needs input sides that are multiples of 64; received \(100, 100\)'):
         run_train(data_root, tmp_path, '--image_size', '100')
+    with pytest.raises(ValueError, match=r'pose_resnet_18 needs input sides that are multiples of 32; received \(80, 80\)'):
+        train.main(['--model', 'pose_resnet_18', '--dataset_root', data_root, '--output_dir', str(tmp_path),
+                    '--image_size', '80'])
+
+
+def test_options_of_another_model_are_refused(data_root, tmp_path):
+    with pytest.raises(ValueError, match="pose_resnet_18 has no option num_stacks .*Remove --num_stacks"):
+        train.main(['--model', 'pose_resnet_18', '--dataset_root', data_root, '--output_dir', str(tmp_path),
+                    '--image_size', '64', '--num_stacks', '2', '--workers', '0', '--device', 'cpu'])
+
+
+@pytest.mark.parametrize('model, expected', [
+    ('hourglass', {'optimizer': 'rmsprop', 'lr': 2.5e-4, 'batch_size': 16, 'epochs': 140, 'warmup_iters': 0}),
+    ('hourglass52', {'optimizer': 'adam', 'lr': 5e-4, 'batch_size': 64, 'epochs': 210, 'warmup_iters': 500,
+                     'lr_steps': (170, 200)}),
+    ('pose_resnet_50', {'optimizer': 'adam', 'lr': 1e-3, 'batch_size': 32, 'epochs': 140, 'lr_steps': (90, 120)}),
+])
+def test_each_model_trains_with_its_reference_preset_unless_overridden(model, expected):
+    config = train.build_config(train.parse_args(['--model', model]))
+    for key, value in expected.items():
+        assert getattr(config, key) == value, key
+    assert config.data.color_rgb == (not model.startswith('pose_resnet'))   # HRNet feeds BGR to pose_resnet
+    overridden = train.build_config(train.parse_args(['--model', model, '--lr', '0.1', '--sigma', '1']))
+    assert overridden.lr == 0.1 and overridden.data.sigma == 1 and overridden.optimizer == expected['optimizer']
+
+
+def test_pose_resnet_and_hourglass52_train_and_validate(data_root, tmp_path):
+    for model, size in (('pose_resnet_18', '64'), ('hourglass52', '128')):
+        assert train.main(['--model', model, '--dataset_root', data_root, '--output_dir', str(tmp_path),
+                           '--image_size', size, '--batch_size', '2', '--max_iters', '2', '--workers', '0',
+                           '--device', 'cpu', '--val_batch_size', '8']) == 0
+        run = tmp_path / f'mpii_{model}_{size}x{size}'
+        assert (run / 'best_model' / 'model.pdparams').is_file()
+        assert val.main(['--pretrained_model', str(run / 'best_model' / 'model.pdparams'), '--dataset_root',
+                         data_root, '--output_dir', str(tmp_path / model), '--workers', '0', '--device', 'cpu']) == 0
+        results = json.load(open(tmp_path / model / 'results.json'))
+        assert results['model']['name'] == model and results['data']['input_wh'] == [int(size)] * 2
 
 
 def test_draw_predictions_tool_draws_model_and_ground_truth(smoke_run, data_root, tmp_path):

@@ -21,19 +21,32 @@ MODELS: Dict[str, Callable[..., nn.Layer]] = {
 }
 
 
+# Input sides must be multiples of these: the network halves the resolution this many times in all.
+INPUT_MULTIPLE = {'hourglass': 64, 'hourglass52': 128, 'hourglass104': 128,
+                  **{name: 32 for name in MODELS if name.startswith('pose_resnet')}}
+
+
+def check_input_size(name: str, input_wh) -> None:
+    multiple = INPUT_MULTIPLE.get(name, 4)
+    bad = [side for side in input_wh if side < multiple or side % multiple]
+    if bad:
+        raise ValueError(f'{name} needs input sides that are multiples of {multiple}; received {tuple(input_wh)} '
+                         f'(W, H). Use e.g. --image_size {max(multiple, round(input_wh[0] / multiple) * multiple)}; '
+                         'the references use 256 and 384.')
+
+
 def build_model(name: str, **kwargs) -> nn.Layer:
     if name not in MODELS:
         raise ValueError(f'unknown model {name!r}; choose one of {sorted(MODELS)}.')
     return MODELS[name](**kwargs)
 
 
-def build_model_from(config) -> nn.Layer:
-    """Build from a ModelConfig: num_joints always; num_stacks / num_features only for the models
-    whose builders take them, and only when set (0 = the builder's default)."""
-    builder = MODELS.get(config.name)
-    if builder is None:
-        return build_model(config.name)        # raises with the list of choices
-    accepted = inspect.signature(builder).parameters
+def model_options(config) -> dict:
+    """Builder keyword arguments of a ModelConfig: num_joints always; num_stacks / num_features only for
+    the models whose builders take them, and only when set (0 = the builder's default)."""
+    if config.name not in MODELS:
+        raise ValueError(f'unknown model {config.name!r}; choose one of {sorted(MODELS)}.')
+    accepted = inspect.signature(MODELS[config.name]).parameters
     options = {'num_joints': config.num_joints}
     for key in ('num_stacks', 'num_features'):
         value = getattr(config, key)
@@ -42,4 +55,9 @@ def build_model_from(config) -> nn.Layer:
                              "'hourglass' model only. Remove --" + key + '.')
         if value:
             options[key] = value
-    return builder(**options)
+    return options
+
+
+def build_model_from(config) -> nn.Layer:
+    """Build the network a ModelConfig describes."""
+    return MODELS[config.name](**model_options(config))
