@@ -24,17 +24,19 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
 from lib.config import PRESETS, TrainConfig, from_dict, preset_config, to_dict
-from lib.core.engine import TrainState, predict, train_one_epoch
+from lib.core.engine import Training, TrainState, predict, train_one_epoch
 from lib.core.evaluation import evaluate_predictions, format_table, write_results
 from lib.core.loss import StackedHeatmapLoss
 from lib.core.metrics import load_mpii_ground_truth
 from lib.core.optim import build_optimizer, build_scheduler
+from lib.core.precision import Precision
 from lib.datasets.loaders import build_mpii_dataset, eval_loader, train_loader
 from lib.datasets.skeletons import MPII
 from lib.models import build_model_from, check_input_size, model_options
 from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, restore_optimizer_state,
                                   save_weights)
 from lib.utils.device import select_device
+from lib.utils.distributed import average_running_statistics, barrier, init_distributed, max_difference_across_ranks
 from lib.utils.logger import setup_logger
 
 CHECKPOINT_NAME = 'checkpoint.pdparams'
@@ -79,6 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--no_flip_test', action='store_true', help='validate without the flip test')
     p.add_argument('--pretrained_backbone', help='ImageNet ResNet weights for pose_resnet: Paddle\'s own .pdparams '
                    'or a torchvision checkpoint converted by tools/convert_weights.py')
+    p.add_argument('--amp', choices=('off', 'fp16', 'bf16'), help='mixed precision (default off); fp16 uses a GradScaler')
+    p.add_argument('--amp_level', choices=('O1', 'O2'), help='O1: per-op casting (default); O2: low-precision '
+                   'weights with float32 master copies')
+    p.add_argument('--max_nonfinite', type=int, help='stop with an error after this many skipped (non-finite) '
+                   'steps in a row (default 20)')
     p.add_argument('--resume', help='checkpoint.pdparams (or its run folder) to continue')
     return p.parse_args(argv)
 
@@ -137,9 +144,10 @@ def resolve_run(args) -> tuple:
 
 
 class GracefulStop:
-    """SIGTERM / Ctrl-C ask the loop to stop after the current iteration; a second one stops at once.
+    """SIGTERM / Ctrl-C ask the loop to stop after the current iteration; a second Ctrl-C stops at once.
 
-    A context manager, so that the previous handlers come back when training returns.
+    Repeated SIGTERMs are not escalated: paddle.distributed.launch sends several within a second when
+    it is itself terminated. A context manager, so the previous handlers come back when training returns.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -157,9 +165,9 @@ class GracefulStop:
             signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
-        if self.signal_name:
+        if self.signal_name and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
+        self.signal_name = self.signal_name or signal.Signals(signum).name
 
     def __call__(self) -> bool:
         return self.signal_name is not None
@@ -184,9 +192,10 @@ def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, 
 
 
 def validate_and_keep_best(model, loader, gt, config: TrainConfig, state: TrainState, epoch: int,
-                           run_dir: str, logger) -> dict:
+                           run_dir: str, logger, precision: Precision) -> dict:
     """Flip-test PCKh on the validation set; the weights with the best Mean go to best_model/."""
-    preds, _ = predict(model, loader, len(loader.dataset), MPII.flip_pairs, config.test, desc='validate')
+    preds, _ = predict(model, loader, len(loader.dataset), MPII.flip_pairs, config.test, desc='validate',
+                       autocast=precision.eval_autocast)
     metrics = evaluate_predictions(preds, gt)
     logger.info('Validation (PCKh, flip test %s):\n%s', 'on' if config.test.flip_test else 'off',
                 format_table(metrics, config.model.label))
@@ -198,34 +207,14 @@ def validate_and_keep_best(model, loader, gt, config: TrainConfig, state: TrainS
     return metrics
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    config, run_dir, checkpoint = resolve_run(args)
-    os.makedirs(run_dir, exist_ok=True)
-    logger = setup_logger(os.path.join(run_dir, 'train.log'))
-    device = select_device(config.device)
-    logger.info('Run folder %s, device %s, Paddle %s', run_dir, device, paddle.__version__)
-    logger.info('Config: %s', json.dumps(to_dict(config)))
-    with open(os.path.join(run_dir, 'config.json'), 'w') as f:
-        json.dump(to_dict(config), f, indent=2)
-
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    paddle.seed(config.seed)
-    train_set = build_mpii_dataset(config.data, config.data.train_set, is_train=True)
-    valid_set = build_mpii_dataset(config.data, config.data.valid_set, is_train=False)
-    gt = load_mpii_ground_truth(os.path.join(config.data.dataset_root, 'annot', f'gt_{config.data.valid_set}.mat'))
-    loader = train_loader(train_set, config.batch_size, config.workers, config.seed)
-    val_loader = eval_loader(valid_set, config.test.batch_size, config.workers)
-    logger.info('Loaded %d training and %d validation samples', len(train_set), len(valid_set))
-
+def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ranks: int, logger):
+    """Model, loss, optimizer, schedule and precision, restored from the checkpoint when resuming."""
     model = build_model_from(config.model)
     if config.pretrained_backbone and checkpoint is None:
         from lib.models.pretrained import load_backbone
         loaded = load_backbone(model, config.pretrained_backbone)
         logger.info('Loaded %d backbone tensors from %s', len(loaded), config.pretrained_backbone)
-    criterion = StackedHeatmapLoss(config.stack_loss)
-    scheduler = build_scheduler(config.lr, config.lr_steps, config.lr_gamma, len(loader.batch_sampler),
+    scheduler = build_scheduler(config.lr, config.lr_steps, config.lr_gamma, iters_per_epoch,
                                 config.warmup_iters, config.warmup_ratio)
     optimizer = build_optimizer(config.optimizer, scheduler, model.parameters(), config.weight_decay)
     state = TrainState()
@@ -236,33 +225,76 @@ def main(argv=None) -> int:
         state = TrainState(**checkpoint['train_state'])
         logger.info('Resumed at epoch %d, iteration %d (step %d, best Mean %.3f)',
                     state.epoch + 1, state.iteration, state.global_step, state.best_mean)
-
-    epoch_len = len(loader.batch_sampler)
-    total_iters = config.epochs * epoch_len
+    precision = Precision(config.amp, config.amp_level)
+    model, optimizer = precision.prepare(model, optimizer)
+    # Same seed on every rank gives the same initial weights; DataParallel also broadcasts rank 0's.
+    runner = paddle.DataParallel(model) if num_ranks > 1 else model
+    total_iters = config.epochs * iters_per_epoch
     if config.max_iters:
         total_iters = min(total_iters, config.max_iters)
+    training = Training(runner, StackedHeatmapLoss(config.stack_loss), optimizer, scheduler, precision, logger,
+                        config.epochs, total_iters, config.log_every, config.max_nonfinite)
+    return model, training, state
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    rank, num_ranks = init_distributed()
+    config, run_dir, checkpoint = resolve_run(args)
+    is_main = rank == 0                      # only rank 0 logs to the file and writes checkpoints
+    if is_main:
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, 'config.json'), 'w') as f:
+            json.dump(to_dict(config), f, indent=2)
+    logger = setup_logger(os.path.join(run_dir, 'train.log') if is_main else None, quiet=not is_main)
+    device = select_device(config.device)
+    logger.info('Run folder %s, device %s x %d process(es), Paddle %s', run_dir, device, num_ranks, paddle.__version__)
+    logger.info('Config: %s', json.dumps(to_dict(config)))
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    paddle.seed(config.seed)
+    train_set = build_mpii_dataset(config.data, config.data.train_set, is_train=True)
+    valid_set = build_mpii_dataset(config.data, config.data.valid_set, is_train=False)
+    gt = load_mpii_ground_truth(os.path.join(config.data.dataset_root, 'annot', f'gt_{config.data.valid_set}.mat'))
+    loader = train_loader(train_set, config.batch_size, config.workers, config.seed, num_ranks, rank)
+    val_loader = eval_loader(valid_set, config.test.batch_size, config.workers)
+    logger.info('Loaded %d training and %d validation samples', len(train_set), len(valid_set))
+    epoch_len = len(loader.batch_sampler)
+    model, training, state = build_training(config, checkpoint, epoch_len, num_ranks, logger)
+
     with GracefulStop() as stop:
-        while state.epoch < config.epochs and state.global_step < total_iters:
+        while state.epoch < config.epochs and state.global_step < training.total_iters:
             loader.batch_sampler.set_epoch(state.epoch, start_batch=state.iteration)
             epoch_start = time.time()
             try:
-                loss = train_one_epoch(model, loader, criterion, optimizer, scheduler, state, total_iters,
-                                       config.epochs, logger, config.log_every, stop)
+                loss, stopped = train_one_epoch(training, loader, state, stop)
             except Exception:
                 if not stop():      # loader workers may die on Ctrl-C; the weights are still consistent
                     raise
-                loss = float('nan')
-            if stop():
-                path = save_checkpoint(run_dir, model, optimizer, scheduler, state, config)
-                logger.info('Stopped by %s at epoch %d, iteration %d. Resume with: python train.py --resume %s',
-                            stop.signal_name, state.epoch + 1, state.iteration, path)
+                loss, stopped = float('nan'), True
+            if num_ranks > 1:
+                average_running_statistics(model, num_ranks)
+            if stopped:
+                signal_name = stop.signal_name or 'a signal to another rank'
+                if is_main:
+                    path = save_checkpoint(run_dir, model, training.optimizer, training.scheduler, state, config)
+                    logger.info('Stopped by %s at epoch %d, iteration %d. Resume with: python train.py --resume %s',
+                                signal_name, state.epoch + 1, state.iteration, path)
                 return 130 if stop.signal_name == 'SIGINT' else 143
-            row = close_epoch(state, loss, epoch_len, time.time() - epoch_start, optimizer)
-            if state.epoch >= config.epochs or state.global_step >= total_iters or (
+            row = close_epoch(state, loss, epoch_len, time.time() - epoch_start, training.optimizer)
+            if state.epoch >= config.epochs or state.global_step >= training.total_iters or (
                     not row.get('partial') and state.epoch % config.eval_every == 0):
-                row.update(validate_and_keep_best(model, val_loader, gt, config, state, row['epoch'], run_dir, logger))
+                if is_main:     # every rank holds the same weights; one validation is enough
+                    row.update(validate_and_keep_best(model, val_loader, gt, config, state, row['epoch'],
+                                                      run_dir, logger, training.precision))
+                barrier()
             state.history.append(row)
-            save_checkpoint(run_dir, model, optimizer, scheduler, state, config)
+            if is_main:
+                save_checkpoint(run_dir, model, training.optimizer, training.scheduler, state, config)
+    if num_ranks > 1:
+        difference = max_difference_across_ranks(list(model.state_dict().values()))
+        logger.info('Weights and statistics on the %d ranks differ by at most %g', num_ranks, difference)
     logger.info('Done: %d iterations, best Mean %.3f at epoch %d. Weights: %s', state.global_step,
                 state.best_mean, state.best_epoch, os.path.join(run_dir, 'best_model', 'model.pdparams'))
     return 0

@@ -1,9 +1,11 @@
 """Training data pipeline throughput of ONE worker: TopDownPoseDataset.__getitem__ with is_train=True
 (JPEG decode, HRNet scale/rotation/flip, affine crop, Gaussian targets, normalisation), against
-cv2.imread of the same files alone. A figure, not a test.
+cv2.imread of the same files alone, with full-resolution decoding and with DataConfig.reduced_decode
+(JPEGs decoded at 1/2, 1/4 or 1/8 when the augmented box is large enough). A figure, not a test.
 
     python benchmarks/data_pipeline.py                                  # 64 generated 1280x720 JPEGs
-    python benchmarks/data_pipeline.py --image_sizes 256 384 --seconds 10
+    python benchmarks/data_pipeline.py --image_sizes 256 384 --seconds 10 --reduced_decode on
+    python benchmarks/data_pipeline.py --box_h_range 300 900            # larger people: more reduced decodes
     python benchmarks/data_pipeline.py --dataset_root data/mpii         # real MPII (annot/train.json)
 
 Samples/s per worker times the number of DataLoader workers (at most one per free core) bounds what
@@ -33,7 +35,7 @@ from lib.datasets.sampler import SeededBatchSampler  # noqa: E402
 from lib.datasets.skeletons import MPII  # noqa: E402
 
 PIXEL_STD = 200.0   # scale = person box side / 200 px
-BOX_H_RANGE = (200.0, 600.0)
+MPII_SCALE_FACTOR = 1.25   # load_mpii_annotations enlarges MPII boxes by 1.25 (HRNet), so the crops here do too
 JPEG_QUALITY = 90
 
 
@@ -42,6 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--image_sizes', type=int, nargs='+', default=[256, 384], help='square input sides')
     p.add_argument('--num_images', type=int, default=64, help='JPEGs generated (or records sampled from --dataset_root)')
     p.add_argument('--image_wh', type=int, nargs=2, default=[1280, 720], help='generated image width height')
+    p.add_argument('--box_h_range', type=float, nargs=2, default=[200.0, 600.0],
+                   help='generated person box heights in px (crop side: x1.25, then the scale augmentation)')
+    p.add_argument('--reduced_decode', nargs='+', choices=['off', 'on'], default=['off', 'on'],
+                   help='rows with DataConfig.reduced_decode off and/or on')
     p.add_argument('--seconds', type=float, default=5.0, help='time budget per measurement')
     p.add_argument('--warmup', type=int, default=8, help='untimed samples before each measurement')
     p.add_argument('--dataset_root', default='', help='MPII in the HRNet layout instead of generated images')
@@ -51,12 +57,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_images(folder: str, num: int, image_wh, rng: np.random.Generator):
+def make_images(folder: str, num: int, image_wh, rng: np.random.Generator, box_h_range=(200.0, 600.0)):
     """Write `num` photo-like JPEGs (gradient, sensor-like noise, shapes) and MPII-like records for them."""
     w, h = image_wh
-    if h < BOX_H_RANGE[1] or w < BOX_H_RANGE[1] * 0.8:
-        raise ValueError(f'--image_wh {w} {h} cannot hold a {BOX_H_RANGE[1]:.0f} px tall person box; '
-                         'use at least 480 600 (default 1280 720).')
+    if h < box_h_range[1] or w < box_h_range[1] * 0.8:
+        raise ValueError(f'--image_wh {w} {h} cannot hold a {box_h_range[1]:.0f} px tall person box; '
+                         f'use at least {box_h_range[1] * 0.8:.0f} {box_h_range[1]:.0f}, or lower --box_h_range.')
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     records = []
     for i in range(num):
@@ -73,11 +79,11 @@ def make_images(folder: str, num: int, image_wh, rng: np.random.Generator):
                 cv2.rectangle(image, (x, y), (x + r, y + int(rng.integers(5, 120))), color, -1)
         name = f'{i:06d}.jpg'
         cv2.imwrite(os.path.join(folder, name), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        box_h = rng.uniform(*BOX_H_RANGE)
+        box_h = rng.uniform(*box_h_range)
         box_w = box_h * rng.uniform(0.4, 0.8)
         center = np.array([rng.uniform(box_w / 2, w - box_w / 2), rng.uniform(box_h / 2, h - box_h / 2)])
         joints = center + rng.uniform(-0.45, 0.45, (MPII.num_joints, 2)) * [box_w, box_h]
-        records.append({'image': name, 'center': center, 'scale': np.full(2, box_h / PIXEL_STD),
+        records.append({'image': name, 'center': center, 'scale': np.full(2, box_h * MPII_SCALE_FACTOR / PIXEL_STD),
                         'joints': np.clip(joints, 0, [w - 1, h - 1]), 'joints_vis': np.ones(MPII.num_joints)})
     return records
 
@@ -91,8 +97,9 @@ def sample_keys(num: int, seed: int):
             yield from batch
 
 
-def time_per_item(fn, seed: int, num: int, warmup: int, seconds: float) -> float:
-    """Seconds per call of fn(key), over as many calls as fit in `seconds` after `warmup` calls."""
+def time_per_item(fn, seed: int, num: int, warmup: int, seconds: float):
+    """(seconds per call of fn(key), number of calls), over as many calls as fit in `seconds` after
+    `warmup` calls."""
     keys = sample_keys(num, seed)
     for key in itertools.islice(keys, warmup):
         fn(key)
@@ -100,7 +107,14 @@ def time_per_item(fn, seed: int, num: int, warmup: int, seconds: float) -> float
     while calls == 0 or time.perf_counter() - start < seconds:
         fn(next(keys))
         calls += 1
-    return (time.perf_counter() - start) / calls
+    return (time.perf_counter() - start) / calls, calls
+
+
+def mean_reduction(dataset: TopDownPoseDataset, seed: int, warmup: int, calls: int):
+    """(mean decode reduction factor, fraction of samples decoded reduced) over the keys a timed run used."""
+    keys = itertools.islice(sample_keys(len(dataset), seed), warmup, warmup + calls)
+    factors = np.array([dataset.plan_sample(key).reduction for key in keys])
+    return factors.mean(), (factors > 1).mean()
 
 
 def main(argv=None) -> None:
@@ -115,8 +129,10 @@ def main(argv=None) -> None:
             records, image_dir = [all_records[i] for i in keep], os.path.join(args.dataset_root, 'images')
             source = f'{len(records)} records of {args.dataset_root}/annot/train.json'
         else:
-            records, image_dir = make_images(tmp, args.num_images, args.image_wh, rng), tmp
-            source = f'{len(records)} generated {args.image_wh[0]}x{args.image_wh[1]} JPEGs (quality {JPEG_QUALITY})'
+            records, image_dir = make_images(tmp, args.num_images, args.image_wh, rng, args.box_h_range), tmp
+            source = (f'{len(records)} generated {args.image_wh[0]}x{args.image_wh[1]} JPEGs (quality {JPEG_QUALITY}), '
+                      f'person boxes {args.box_h_range[0]:.0f}-{args.box_h_range[1]:.0f} px tall, '
+                      f'crop side x{MPII_SCALE_FACTOR} as MPII\'s loader')
         paths = [os.path.join(image_dir, r['image']) for r in records]
         mean_kb = np.mean([os.path.getsize(p) for p in set(paths)]) / 1024
 
@@ -126,24 +142,34 @@ def main(argv=None) -> None:
 
         rows = []
         for size in args.image_sizes:
-            config = DataConfig(dataset_root=args.dataset_root or tmp, input_wh=(size, size),
-                                heatmap_wh=(size // 4, size // 4))
-            dataset = TopDownPoseDataset(records, image_dir, MPII, config, is_train=True)
-            full = time_per_item(dataset.__getitem__, args.seed, len(records), args.warmup, args.seconds)
-            only = time_per_item(decode, args.seed, len(records), args.warmup, args.seconds)
-            load = '/'.join(f'{v:.2f}' for v in os.getloadavg())
-            rows.append(f'| {size}x{size} | {1 / full:.1f} | {full * 1e3:.2f} | {only * 1e3:.2f} '
-                        f'| {full / only:.2f} | {load} |')
-            print(f'{size}: {1 / full:.1f} samples/s, decode {only * 1e3:.2f} ms (load {load})', flush=True)
+            only, _ = time_per_item(decode, args.seed, len(records), args.warmup, args.seconds)
+            full_ms = None
+            for mode in args.reduced_decode:
+                config = DataConfig(dataset_root=args.dataset_root or tmp, input_wh=(size, size),
+                                    heatmap_wh=(size // 4, size // 4), reduced_decode=mode == 'on')
+                dataset = TopDownPoseDataset(records, image_dir, MPII, config, is_train=True)
+                per_item, calls = time_per_item(dataset.__getitem__, args.seed, len(records), args.warmup,
+                                                args.seconds)
+                factor, reduced = mean_reduction(dataset, args.seed, args.warmup, calls)
+                full_ms = per_item if mode == 'off' else full_ms
+                speedup = f'{full_ms / per_item:.2f}x' if mode == 'on' and full_ms else '-'
+                load = '/'.join(f'{v:.2f}' for v in os.getloadavg())
+                rows.append(f'| {size}x{size} | {mode} | {1 / per_item:.1f} | {per_item * 1e3:.2f} | {only * 1e3:.2f} '
+                            f'| {per_item / only:.2f} | {factor:.2f} | {reduced:.0%} | {speedup} | {load} |')
+                print(f'{size} reduced_decode {mode}: {1 / per_item:.1f} samples/s, decode {only * 1e3:.2f} ms, '
+                      f'mean reduction {factor:.2f} (load {load})', flush=True)
 
     argv_shown = sys.argv[1:] if argv is None else list(argv)
     print(f'\ncommand: {shlex.join(["python", "benchmarks/data_pipeline.py"] + argv_shown)}')
     print(f'paddle {paddle.__version__}; device: CPU (numpy/OpenCV, one process); os.cpu_count() {os.cpu_count()}, '
           f'usable {len(os.sched_getaffinity(0))}; OpenCV {cv2.__version__}, {cv2.getNumThreads()} thread(s)')
     print(f'data: {source}, mean file {mean_kb:.0f} KiB; {args.seconds:g} s per measurement after '
-          f'{args.warmup} warm-up samples; ratio = pipeline ms / decode ms\n')
-    print('| input | samples/s per worker | ms/sample | decode-only ms/image | ratio | load 1/5/15 min |')
-    print('|---|---|---|---|---|---|')
+          f'{args.warmup} warm-up samples')
+    print('decode-only = full-resolution cv2.imread alone; ratio = pipeline ms / decode-only ms; mean r = mean '
+          'decode reduction factor (1 = full resolution); speed-up = samples/s against the reduced_decode off row\n')
+    print('| input | reduced_decode | samples/s per worker | ms/sample | decode-only ms/image | ratio | mean r '
+          '| decoded reduced | speed-up | load 1/5/15 min |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     print('\n'.join(rows))
 
 

@@ -23,6 +23,7 @@ class DataConfig:
     color_rgb: bool = True
     mean: Tuple[float, float, float] = IMAGENET_MEAN   # applied to [0, 1] pixels in channel order
     std: Tuple[float, float, float] = IMAGENET_STD
+    reduced_decode: bool = False    # decode JPEGs at 1/2, 1/4, 1/8 when the crop is that much larger than input_wh
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,10 @@ class TrainConfig:
     warmup_iters: int = 0           # linear warm-up from lr x warmup_ratio (MMPose: 500 iterations)
     warmup_ratio: float = 0.001
     weight_decay: float = 0.0
-    pretrained_backbone: str = ''   # ImageNet weights for pose_resnet's ResNet ('' = from scratch)
+    pretrained_backbone: str = ''
+    amp: str = 'off'                # 'off', 'fp16' (with a GradScaler) or 'bf16'
+    amp_level: str = 'O1'
+    max_nonfinite: int = 20   # ImageNet weights for pose_resnet's ResNet ('' = from scratch)
     stack_loss: str = 'sum'
     workers: int = 4
     seed: int = 0

@@ -1,15 +1,27 @@
 r"""Convert another codebase's pose checkpoint into a .pdparams for our models, with its config.json.
 
-Usage, e.g. for princeton-vl/pytorch_stacked_hourglass's pretrained 8-stack checkpoint.pt:
+Usage (one --format per source codebase; --list prints a checkpoint's keys and shapes):
     python tools/convert_weights.py --format princeton_hourglass --source checkpoint.pt \
         --output weights/princeton_hg8/model.pdparams
-    python tools/convert_weights.py --format princeton_hourglass --source checkpoint.pt --list
-    python val.py --dataset_root data/mpii --pretrained_model weights/princeton_hg8/model.pdparams
+    python tools/convert_weights.py --format mmpose_hourglass \
+        --source hourglass52_mpii_256x256-ae358435_20200812.pth --output weights/mmpose_hg52/model.pdparams
+    python tools/convert_weights.py --format mmpose_pose_resnet \
+        --source res50_mpii_256x256-418ffc88_20200812.pth --output weights/mmpose_res50/model.pdparams
+    python tools/convert_weights.py --format hrnet_pose_resnet \
+        --source pose_resnet_50_256x256.pth --output weights/hrnet_res50/model.pdparams
+    python tools/convert_weights.py --format torchvision_resnet \
+        --source resnet50-19c8e357.pth --output weights/imagenet/resnet50_torchvision.pdparams
+    python tools/convert_weights.py --format mmpose_hourglass --source <file>.pth --list
+    python val.py --dataset_root data/mpii --pretrained_model weights/mmpose_hg52/model.pdparams
+    python train.py --model pose_resnet_50 --pretrained_backbone weights/imagenet/resnet50_torchvision.pdparams ...
 
-The model size is read from the checkpoint. config.json, written beside the weights, records it and the
-conventions the source model was trained with (princeton-vl: RGB in [0, 1] without mean/std, sigma 1,
-flip test without heatmap shift), in train.py's config.json layout. Give each converted model its own
-folder: val.py reads the config.json of the weights' folder. Needs torch (only for reading the source).
+The model and its size are read from the checkpoint. config.json, written beside the weights, records
+them and the conventions the source model was trained with (princeton-vl: RGB in [0, 1] without
+mean/std, sigma 1, flip test without heatmap shift; MMPose: RGB with ImageNet mean/std; HRNet: BGR with
+the RGB ImageNet statistics), in train.py's config.json layout. Give each converted model its own
+folder: val.py reads the config.json of the weights' folder. torchvision_resnet writes the backbone
+of pose_resnet only, for train.py --pretrained_backbone, and no config.json. Needs torch (only for
+reading the source).
 """
 import argparse
 import hashlib
@@ -27,13 +39,15 @@ warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-
 
 from lib.convert import CONVERTERS, Conversion, convert_state  # noqa: E402
 
-WRAPPER_PREFIXES = ('model.', 'module.')   # princeton-vl's Trainer.model and DataParallel.module
+# princeton-vl's Trainer.model, and DataParallel's module (princeton-vl; HRNet's checkpoint.pth)
+WRAPPER_PREFIXES = ('model.', 'module.')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--format', required=True, choices=sorted(CONVERTERS), help='what the source checkpoint is')
-    p.add_argument('--source', required=True, help='source checkpoint, e.g. princeton-vl checkpoint.pt')
+    formats = '; '.join(f'{name}: {c.description}' for name, c in sorted(CONVERTERS.items()))
+    p.add_argument('--format', required=True, choices=sorted(CONVERTERS), help=f'what the source is ({formats})')
+    p.add_argument('--source', required=True, help='source checkpoint, e.g. checkpoint.pt or an MMPose .pth')
     p.add_argument('--output', help='.pdparams to write; config.json goes beside it')
     p.add_argument('--list', action='store_true', help='print the source keys and shapes, then exit')
     args = p.parse_args(argv)
@@ -131,11 +145,13 @@ def print_keys(state: Dict[str, object], removed: str) -> None:
 
 
 def print_report(conversion: Conversion, source: Dict[str, np.ndarray], source_path: str, removed: str,
-                 output: str, config_path: str) -> None:
+                 output: str, config_path: Optional[str]) -> None:
     kwargs = ' '.join(f'{k}={v}' for k, v in conversion.model_kwargs.items())
+    target = (f'the backbone (conv1, bn1, layer1-4) of {conversion.model_name}' if conversion.backbone_only
+              else f'{conversion.model_name} {kwargs}'.rstrip())
     print(f'Converted {len(conversion.state)} tensors '
           f'({sum(v.size for v in conversion.state.values()):,} values) from {source_path} '
-          f'(key prefix {removed!r} removed) -> {conversion.model_name} {kwargs}')
+          f'(key prefix {removed!r} removed) -> {target}')
     by_reason: Dict[str, List[str]] = {}
     for key, reason in conversion.dropped.items():
         by_reason.setdefault(reason, []).append(key)
@@ -145,7 +161,11 @@ def print_report(conversion: Conversion, source: Dict[str, np.ndarray], source_p
         print(f'  {len(keys)} keys, {values:,} values: {reason}\n'
               f'    {", ".join(keys[:4])}{" ..." if len(keys) > 4 else ""}')
     print(f'Wrote {output}')
-    print(f'Wrote {config_path}: {json.dumps(conversion.conventions)}')
+    if config_path is None:
+        print(f'No config.json: backbone weights only (trained with {json.dumps(conversion.conventions["data"])}). '
+              f'Use them as: python train.py --model {conversion.model_name} --pretrained_backbone {output}')
+    else:
+        print(f'Wrote {config_path}: {json.dumps(conversion.conventions)}')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -155,17 +175,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         print_keys(state, removed)
         return 0
     config_path = os.path.join(os.path.dirname(os.path.abspath(args.output)), 'config.json')
-    check_config_slot(config_path, args.output)
+    backbone_only = CONVERTERS[args.format].backbone_only
+    if not backbone_only:
+        check_config_slot(config_path, args.output)
     source = to_numpy(state)
     conversion = convert_state(args.format, source, args.source)
 
     from lib.utils.checkpoint import atomic_save   # imports Paddle: not needed for --list
-    atomic_save(conversion.model.state_dict(), args.output)
-    config = run_config(conversion, args.format, args.source, args.output)
-    tmp = f'{config_path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(config, f, indent=2)
-    os.replace(tmp, config_path)
+    atomic_save(conversion.weights(), args.output)
+    if backbone_only:
+        config_path = None       # a backbone is not a model val.py could run: no config.json
+    else:
+        config = run_config(conversion, args.format, args.source, args.output)
+        tmp = f'{config_path}.tmp{os.getpid()}'
+        with open(tmp, 'w') as f:
+            json.dump(config, f, indent=2)
+        os.replace(tmp, config_path)
     print_report(conversion, source, args.source, removed, args.output, config_path)
     return 0
 

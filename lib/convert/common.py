@@ -111,3 +111,17 @@ def _plain(value):
 def non_default(options: Dict[str, object], defaults: Dict[str, object]) -> Dict[str, object]:
     """The builder options that differ from the builder's defaults (sequences as lists, for JSON)."""
     return {k: _plain(v) for k, v in options.items() if _plain(v) != _plain(defaults[k])}
+
+
+# ImageNet statistics on [0, 1] pixels in RGB order: MMPose's mean (123.675, 116.28, 103.53) and std
+# (58.395, 57.12, 57.375) on 0-255 pixels are these x 255; torchvision and HRNet use them as they are.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+def heatmap_conventions(color_rgb: bool) -> Dict[str, dict]:
+    """config.json sections of a 256 x 256 MPII heatmap model with ImageNet normalisation, sigma 2 targets
+    and flip test with the one-column shift (MMPose and HRNet MPII configs alike)."""
+    return {'data': {'input_wh': [256, 256], 'heatmap_wh': [64, 64], 'sigma': 2.0, 'color_rgb': color_rgb,
+                     'mean': IMAGENET_MEAN, 'std': IMAGENET_STD},
+            'test': {'flip_test': True, 'shift_heatmap': True}}

@@ -27,11 +27,10 @@ from typing import Dict, List, Set, Tuple
 
 import numpy as np
 
-State = Dict[str, np.ndarray]
+from lib.convert.common import BN_TENSORS, COUNTER_REASON, State, apply_key_map
 
 DEPTH = 4           # PoseNet builds Hourglass(4, inp_dim) whatever its config says
 STEM_WIDTH = 128    # PoseNet's stem is Residual(64, 128) ... Residual(128, inp_dim), fixed
-BN_TENSORS = {'weight': 'weight', 'bias': 'bias', 'running_mean': '_mean', 'running_var': '_variance'}
 
 # What a converted princeton-vl model was trained with, written to config.json beside the weights:
 # RGB in [0, 1] without mean/std (data/MPII/dp.py), sigma 1 targets, flip test without HRNet's heatmap
@@ -173,24 +172,11 @@ def dropped_unused(state: State) -> Dict[str, str]:
     for layer in structure.layers:
         key = f'{layer.source}.num_batches_tracked'
         if layer.kind == 'bn' and key in state:
-            dropped[key] = 'BatchNorm num_batches_tracked (no Paddle counterpart; not used in eval)'
+            dropped[key] = COUNTER_REASON
     return dropped
 
 
 def convert(state: State) -> Tuple[State, Set[str]]:
     """Map PoseNet's tensors to our names. Returns (target state, source keys used)."""
     _, kwargs = model_spec(state)
-    mapping = key_map(**kwargs)
-    missing = [k for k in mapping if k not in state]
-    if missing:
-        raise ValueError(f'the princeton-vl state dict lacks {len(missing)} tensors that a PoseNet with '
-                         f'{kwargs} has: {", ".join(missing[:8])}{" ..." if len(missing) > 8 else ""}. '
-                         'The checkpoint is truncated or from a modified PoseNet.')
-    wrong = [f'{src} -> {tgt}: received {tuple(state[src].shape)}, expected {shape}'
-             for src, (tgt, shape) in mapping.items() if tuple(state[src].shape) != shape]
-    if wrong:
-        raise ValueError(f'{len(wrong)} princeton-vl tensors do not have the shape a PoseNet with {kwargs} '
-                         f'gives them: {"; ".join(wrong[:8])}{" ..." if len(wrong) > 8 else ""}. The '
-                         'checkpoint comes from a modified PoseNet; convert the unmodified reference model.')
-    target = {tgt: np.asarray(state[src], dtype=np.float32) for src, (tgt, _) in mapping.items()}
-    return target, set(mapping)
+    return apply_key_map(state, key_map(**kwargs), f'a princeton-vl PoseNet with {kwargs}')

@@ -1,4 +1,6 @@
 """The training loop body and the prediction pass (flip test + decoding), as HRNet's core/function.py."""
+import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Sequence, Tuple
@@ -8,7 +10,9 @@ import paddle
 
 from lib.config import TestConfig
 from lib.core.metrics import heatmap_accuracy
+from lib.core.precision import Precision, gradients_finite
 from lib.datasets.heatmaps import flip_back, get_final_preds
+from lib.utils.distributed import agree
 from lib.utils.logger import progress
 
 
@@ -20,7 +24,24 @@ class TrainState:
     global_step: int = 0
     best_mean: float = -1.0
     best_epoch: int = -1
+    nonfinite_steps: int = 0        # steps skipped for a non-finite loss or gradient, in all
+    nonfinite_streak: int = 0       # ... in a row, up to now
     history: List[dict] = field(default_factory=list)   # one row per finished epoch
+
+
+@dataclass
+class Training:
+    """The pieces of a training step, built once in train.py."""
+    model: paddle.nn.Layer          # what runs the batch (paddle.DataParallel when several processes)
+    criterion: paddle.nn.Layer
+    optimizer: object
+    scheduler: object
+    precision: Precision
+    logger: object
+    num_epochs: int
+    total_iters: int
+    log_every: int
+    max_nonfinite: int              # a run that skips this many steps in a row stops with an error
 
 
 def _format_eta(seconds: float) -> str:
@@ -31,40 +52,43 @@ def _format_eta(seconds: float) -> str:
     return f'{days}d {text}' if days else text
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scheduler, state: TrainState, total_iters: int,
-                    num_epochs: int, logger, log_every: int, should_stop: Callable[[], bool]) -> float:
-    """Train from state.iteration to the end of the epoch, or until should_stop() / total_iters.
+def train_step(t: Training, batch: dict, state: TrainState, stop_requested: bool) -> Tuple[float, bool, list]:
+    """Forward, loss, backward and update of one batch. Returns (loss, stop, outputs): `stop` when any
+    rank was asked to stop. A step whose loss or gradients are not finite on any rank is skipped on all."""
+    with t.precision.autocast():
+        outputs = t.model(batch['image'])
+        loss = t.criterion(outputs, batch['target'], batch['target_weight'])
+    t.precision.backward(loss)
+    loss_value = float(loss)
+    finite = math.isfinite(loss_value) and (t.precision.scaler is not None
+                                            or gradients_finite(t.model.parameters()))
+    # One all-reduce carries the votes and the loss, so the log shows the mean loss over all ranks.
+    stop_votes, nonfinite_votes, loss_sum, ranks = agree([float(stop_requested), float(not finite),
+                                                          loss_value if finite else 0.0, 1.0])
+    loss_value = loss_sum / ranks if nonfinite_votes == 0 else loss_value
+    applied = nonfinite_votes == 0 and t.precision.step(t.optimizer)
+    t.optimizer.clear_grad()
+    t.scheduler.step()
+    state.iteration += 1
+    state.global_step += 1
+    if applied:
+        state.nonfinite_streak = 0
+    else:
+        _skipped(t, state, loss_value)
+    return loss_value, stop_votes > 0, outputs
 
-    Logs one line every `log_every` iterations; returns the mean loss of the iterations run.
-    """
-    model.train()
-    epoch_len = len(loader.batch_sampler)
-    losses, window = [], {'loss': 0.0, 'acc': 0.0, 'n': 0, 'samples': 0, 'data': 0.0, 'start': time.time()}
-    end = time.time()
-    for batch in progress(loader, total=epoch_len - state.iteration, desc=f'epoch {state.epoch + 1}'):
-        window['data'] += time.time() - end
-        outputs = model(batch['image'])
-        loss = criterion(outputs, batch['target'], batch['target_weight'])
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        scheduler.step()
 
-        state.iteration += 1
-        state.global_step += 1
-        loss_value = float(loss)
-        losses.append(loss_value)
-        window['loss'] += loss_value
-        window['n'] += 1
-        window['samples'] += batch['image'].shape[0]
-        if state.iteration % log_every == 0 or state.iteration == epoch_len:
-            window['acc'] = heatmap_accuracy(outputs[-1].numpy(), batch['target'].numpy())
-            _log_window(logger, window, state, epoch_len, num_epochs, total_iters, optimizer.get_lr())
-            window.update(loss=0.0, n=0, samples=0, data=0.0, start=time.time())
-        if should_stop() or state.global_step >= total_iters:
-            break
-        end = time.time()
-    return float(np.mean(losses)) if losses else float('nan')
+def _skipped(t: Training, state: TrainState, loss_value: float) -> None:
+    state.nonfinite_steps += 1
+    state.nonfinite_streak += 1
+    t.logger.warning('Epoch %d iteration %d (step %d): non-finite loss or gradient (loss %s); step skipped '
+                     '(%d in a row, %d in all)', state.epoch + 1, state.iteration, state.global_step, loss_value,
+                     state.nonfinite_streak, state.nonfinite_steps)
+    if state.nonfinite_streak >= t.max_nonfinite:
+        raise FloatingPointError(
+            f'{state.nonfinite_streak} training steps in a row had a non-finite loss or gradient (last at step '
+            f'{state.global_step}); stopping without saving these weights. The last checkpoint is intact. '
+            'Lower --lr, check the data, or train without --amp / with --amp bf16.')
 
 
 def _log_window(logger, window: dict, state: TrainState, epoch_len: int, num_epochs: int,
@@ -77,19 +101,48 @@ def _log_window(logger, window: dict, state: TrainState, epoch_len: int, num_epo
                 f'ETA {_format_eta(eta)}')
 
 
+def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callable[[], bool]) -> Tuple[float, bool]:
+    """Train from state.iteration to the end of the epoch, or until a stop or t.total_iters.
+
+    Logs one line every `t.log_every` iterations; returns (mean loss of the iterations run, stopped).
+    """
+    t.model.train()
+    epoch_len = len(loader.batch_sampler)
+    losses, window = [], {'loss': 0.0, 'acc': 0.0, 'n': 0, 'samples': 0, 'data': 0.0, 'start': time.time()}
+    end, stopped = time.time(), False
+    for batch in progress(loader, total=epoch_len - state.iteration, desc=f'epoch {state.epoch + 1}'):
+        window['data'] += time.time() - end
+        loss_value, stopped, outputs = train_step(t, batch, state, should_stop())
+        if math.isfinite(loss_value):
+            losses.append(loss_value)
+            window['loss'] += loss_value
+            window['n'] += 1
+        window['samples'] += batch['image'].shape[0]
+        if (state.iteration % t.log_every == 0 or state.iteration == epoch_len) and window['n']:
+            window['acc'] = heatmap_accuracy(outputs[-1].astype('float32').numpy(), batch['target'].numpy())
+            _log_window(t.logger, window, state, epoch_len, t.num_epochs, t.total_iters, t.optimizer.get_lr())
+            window.update(loss=0.0, n=0, samples=0, data=0.0, start=time.time())
+        if stopped or state.global_step >= t.total_iters:
+            break
+        end = time.time()
+    return (float(np.mean(losses)) if losses else float('nan')), stopped
+
+
 @paddle.no_grad()
 def predict_heatmaps(model, images: paddle.Tensor, flip_pairs: Sequence[Tuple[int, int]],
-                     test: TestConfig) -> np.ndarray:
+                     test: TestConfig, autocast=contextlib.nullcontext) -> np.ndarray:
     """Heatmaps [N, K, h, w] of the last stack, averaged with the flipped input's if test.flip_test."""
-    heatmaps = model(images)[-1].numpy()
+    with autocast():
+        heatmaps = model(images)[-1].astype('float32').numpy()
     if test.flip_test:
-        flipped = model(paddle.flip(images, axis=[3]))[-1].numpy()
+        with autocast():
+            flipped = model(paddle.flip(images, axis=[3]))[-1].astype('float32').numpy()
         heatmaps = 0.5 * (heatmaps + flip_back(flipped, flip_pairs, shift=test.shift_heatmap))
     return heatmaps
 
 
 def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int]], test: TestConfig,
-            desc: str = 'predict') -> Tuple[np.ndarray, np.ndarray]:
+            desc: str = 'predict', autocast=contextlib.nullcontext) -> Tuple[np.ndarray, np.ndarray]:
     """Run the model over a loader of TopDownPoseDataset batches.
 
     Returns preds [num_samples, K, 2] in 0-based original-image pixels and maxvals [num_samples, K, 1],
@@ -98,7 +151,7 @@ def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int
     model.eval()
     preds, maxvals, seen = None, None, np.zeros(num_samples, dtype=bool)
     for batch in progress(loader, total=len(loader), desc=desc):
-        heatmaps = predict_heatmaps(model, batch['image'], flip_pairs, test)
+        heatmaps = predict_heatmaps(model, batch['image'], flip_pairs, test, autocast)
         batch_preds, batch_maxvals = get_final_preds(heatmaps, batch['center'].numpy(), batch['scale'].numpy(),
                                                      refine=test.post_process)
         if preds is None:

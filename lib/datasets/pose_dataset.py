@@ -6,7 +6,7 @@ sampler passes in with the index, so a run is reproducible whatever the number o
 resumed run sees exactly the samples it would have seen.
 """
 import os
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -14,20 +14,36 @@ from paddle.io import Dataset
 
 from lib.config import DataConfig
 from lib.datasets.heatmaps import generate_target
+# read_image lives in image_io; tools/draw_predictions.py and the tests import it from here too.
+from lib.datasets.image_io import flipped_x_offset, jpeg_size, read_image, reduced_pixel_matrix, reduction_for_crop
 from lib.datasets.skeletons import KeypointLayout
-from lib.datasets.transforms import affine_transform_points, crop_image, flip_joints, random_scale_rotation
+from lib.datasets.transforms import (PIXEL_STD, affine_transform_points, crop_image, flip_joints,
+                                     get_affine_transform, random_scale_rotation)
 
 SampleKey = Union[int, Tuple[int, int, int]]   # index, or (index, seed, epoch) for training
 
+# reduced_decode keeps at least this many decoded pixels per crop pixel (src_w / r >= input_w * margin), so
+# bilinear warping never upsamples the reduced image. A libjpeg 1/r decode is block-averaged where the
+# full-resolution bilinear warp aliases. Mean |error| against a 4x-supersampled, area-averaged crop, full vs
+# reduced, at src_w / r = input_w * margin (256 px input, r = 2; tests/test_reduced_decode.py checks 1.2):
+#   margin            1.0          1.1          1.2          1.5
+#   real MPII         0.63 / 0.72  0.73 / 0.67  0.82 / 0.63  1.09 / 0.56
+#   synthetic         0.74 / 0.92  0.84 / 0.86  0.95 / 0.81  1.26 / 0.76
+# Below about 1.1 the reduced crop is blurrier than the reference; from 1.2 it is the closer of the two for
+# real and synthetic images (r = 2 and 4, inputs 256 and 384). The price: 58% instead of 71% (margin 1.0) of
+# MPII's 256 px training crops are decoded reduced.
+REDUCED_DECODE_MARGIN = 1.2
 
-def read_image(path: str, color_rgb: bool) -> np.ndarray:
-    """Read an image [H, W, 3] uint8 with OpenCV, ignoring EXIF orientation as the references do."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        reason = 'it does not exist' if not os.path.exists(path) else 'OpenCV cannot decode it'
-        raise OSError(f'cannot read image {path}: {reason}. Check that the images/ folder of the dataset '
-                      'is complete (re-extract the archive), or remove the entries that use this image.')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color_rgb else image
+
+class SamplePlan(NamedTuple):
+    """What __getitem__ will do for one key, decided before any pixel is decoded."""
+    index: int
+    center: np.ndarray          # [2] full-resolution pixels, before the flip
+    scale: np.ndarray           # [2] after the scale augmentation
+    rotation: float             # degrees
+    flip: bool
+    reduction: int              # decode at 1/reduction of the resolution (1 = full)
+    image_wh: Optional[Tuple[int, int]]   # from the JPEG header; None when it was not read
 
 
 def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -43,6 +59,10 @@ class TopDownPoseDataset(Dataset):
     __getitem__ returns a dict of numpy arrays:
         image [3, H, W] float32, target [K, h, w] float32, target_weight [K, 1] float32,
         joints [K, 2] (input-crop pixels), joints_vis [K], center [2], scale [2], rotation, score, index.
+
+    With config.reduced_decode, a JPEG whose (augmented) box is at least 2 * REDUCED_DECODE_MARGIN times
+    the input width is decoded at 1/2, 1/4 or 1/8 resolution (see plan_sample): the crop changes slightly
+    (less aliasing), the targets, joints, centre and scale do not change at all.
     """
 
     def __init__(self, records: List[Dict[str, np.ndarray]], image_dir: str, layout: KeypointLayout,
@@ -58,18 +78,21 @@ class TopDownPoseDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, key: SampleKey) -> Dict[str, np.ndarray]:
-        index, rng = self._unpack(key)
-        record = self.records[index]
+        plan = self.plan_sample(key)
+        record = self.records[plan.index]
         cfg = self.config
-        image = read_image(os.path.join(self.image_dir, record['image']), cfg.color_rgb)
-        center, scale = record['center'].copy(), record['scale'].copy()
+        image = self._read(os.path.join(self.image_dir, record['image']), plan)
+        # Joints, centre and scale stay in full-resolution pixels whatever the decode size, so the
+        # targets do not depend on reduced_decode.
+        full_width = plan.image_wh[0] if plan.reduction > 1 else image.shape[1]
+        center, scale = plan.center.copy(), plan.scale
         joints, joints_vis = record['joints'], record['joints_vis']
-        rotation = 0.0
-        if self.is_train:
-            image, center, scale, rotation, joints, joints_vis = self._augment(
-                rng, image, center, scale, joints, joints_vis)
+        if plan.flip:   # HRNet's flip (SPEC C.2 step 4): x -> W - x - 1 with the full-resolution W
+            image = cv2.flip(image, 1)
+            joints, joints_vis = flip_joints(joints, joints_vis, full_width, self.layout.flip_pairs)
+            center[0] = full_width - center[0] - 1
 
-        crop, matrix = crop_image(image, center, scale, rotation, cfg.input_wh)
+        crop, matrix = self._crop(image, center, scale, plan, full_width)
         visible = joints_vis > 0
         joints_crop = np.where(visible[:, None], affine_transform_points(joints, matrix), joints)
         target, target_weight = generate_target(joints_crop, joints_vis, cfg.input_wh, cfg.heatmap_wh, cfg.sigma)
@@ -81,10 +104,57 @@ class TopDownPoseDataset(Dataset):
             'joints_vis': joints_vis.astype(np.float32),
             'center': center.astype(np.float32),
             'scale': scale.astype(np.float32),
-            'rotation': np.float32(rotation),
+            'rotation': np.float32(plan.rotation),
             'score': np.float32(record.get('score', 1.0)),
-            'index': np.int64(index),
+            'index': np.int64(plan.index),
         }
+
+    def plan_sample(self, key: SampleKey) -> SamplePlan:
+        """Draw the augmentation for `key` (HRNet's order, SPEC C.2: scale, rotation, flip) and choose the
+        decode reduction from the augmented box side; reads at most the JPEG header."""
+        index, rng = self._unpack(key)
+        record = self.records[index]
+        cfg = self.config
+        scale, rotation, flip = record['scale'].copy(), 0.0, False
+        if self.is_train:
+            scale_mult, rotation = random_scale_rotation(rng, cfg.scale_factor, cfg.rotation_factor,
+                                                         cfg.rotation_prob)
+            scale = scale * scale_mult
+            flip = bool(cfg.flip and rng.random() <= 0.5)
+        reduction, image_wh = 1, None
+        if cfg.reduced_decode:
+            src_w = float(np.ravel(scale)[0]) * PIXEL_STD   # the box width sets the zoom (get_affine_transform)
+            reduction = reduction_for_crop(src_w, cfg.input_wh[0], REDUCED_DECODE_MARGIN)
+            if reduction > 1:
+                image_wh = jpeg_size(os.path.join(self.image_dir, record['image']))
+                if image_wh is None:   # not a JPEG, or a header we cannot parse: decode it whole
+                    reduction = 1
+        return SamplePlan(index, record['center'].copy(), scale, rotation, flip, reduction, image_wh)
+
+    def _crop(self, image: np.ndarray, center: np.ndarray, scale: np.ndarray, plan: SamplePlan,
+              full_width: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(crop [h, w, 3], matrix): the matrix maps full-resolution pixels to the crop whatever the decode
+        size; a 1/r image is warped with matrix @ (reduced pixel -> full-resolution pixel)."""
+        input_wh = self.config.input_wh
+        if plan.reduction == 1:
+            return crop_image(image, center, scale, plan.rotation, input_wh)
+        matrix = get_affine_transform(center, scale, plan.rotation, input_wh)
+        x_offset = flipped_x_offset(full_width, image.shape[1], plan.reduction) if plan.flip else 0.0
+        warp = matrix @ reduced_pixel_matrix(plan.reduction, x_offset)
+        crop = cv2.warpAffine(image, warp, (int(input_wh[0]), int(input_wh[1])), flags=cv2.INTER_LINEAR)
+        return crop, matrix
+
+    def _read(self, path: str, plan: SamplePlan) -> np.ndarray:
+        image = read_image(path, self.config.color_rgb, plan.reduction)
+        if plan.reduction > 1:
+            r, (w, h) = plan.reduction, plan.image_wh
+            expected = (-(-h // r), -(-w // r))   # libjpeg's scaled size: ceil(side / r)
+            if image.shape[:2] != expected:
+                raise ValueError(f'{path}: decoding at 1/{r} gave {image.shape[1]}x{image.shape[0]} px, expected '
+                                 f'{expected[1]}x{expected[0]} from the {w}x{h} JPEG header, so the crop geometry '
+                                 'would be wrong. Set data.reduced_decode=False (this OpenCV build may not decode '
+                                 'JPEGs with libjpeg scaling), or re-encode the image.')
+        return image
 
     def _unpack(self, key: SampleKey) -> Tuple[int, np.random.Generator]:
         if isinstance(key, (tuple, list)):
@@ -94,14 +164,3 @@ class TopDownPoseDataset(Dataset):
             # Plain indices (e.g. a user's own DataLoader): still random, just not reproducible.
             return int(key), np.random.default_rng()
         return int(key), None
-
-    def _augment(self, rng, image, center, scale, joints, joints_vis):
-        """HRNet's order (SPEC C.2): scale, rotation, then flip of image, joints and centre."""
-        cfg = self.config
-        scale_mult, rotation = random_scale_rotation(rng, cfg.scale_factor, cfg.rotation_factor, cfg.rotation_prob)
-        scale = scale * scale_mult
-        if cfg.flip and rng.random() <= 0.5:
-            image = cv2.flip(image, 1)
-            joints, joints_vis = flip_joints(joints, joints_vis, image.shape[1], self.layout.flip_pairs)
-            center[0] = image.shape[1] - center[0] - 1
-        return image, center, scale, rotation, joints, joints_vis

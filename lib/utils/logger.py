@@ -24,9 +24,10 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def setup_logger(log_file: str = None, name: str = 'pose') -> logging.Logger:
+def setup_logger(log_file: str = None, name: str = 'pose', quiet: bool = False) -> logging.Logger:
+    """`quiet` (ranks other than 0 in distributed training) shows warnings and errors only."""
     logger = logging.getLogger(name)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
