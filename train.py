@@ -38,9 +38,11 @@ from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_sta
 from lib.utils.device import select_device
 from lib.utils.distributed import average_running_statistics, barrier, init_distributed, max_difference_across_ranks
 from lib.utils.logger import setup_logger
+from lib.utils.monitor import RunMonitor
 
 CHECKPOINT_NAME = 'checkpoint.pdparams'
 RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every', 'device')
+
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,6 +88,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    'weights with float32 master copies')
     p.add_argument('--max_nonfinite', type=int, help='stop with an error after this many skipped (non-finite) '
                    'steps in a row (default 20)')
+    p.add_argument('--use_vdl', action='store_true', help='also log scalars for VisualDL (pip install visualdl)')
+    for part, text in (('batch_images_gt', 'training/validation crops with the target joints'),
+                       ('batch_images_pred', 'crops with the predicted joints'),
+                       ('heatmaps_gt', 'target heatmaps over the crops'),
+                       ('heatmaps_pred', 'predicted heatmaps over the crops')):
+        p.add_argument(f'--save_{part}', action='store_true', help=f'write {text} to <run>/debug at each log line')
     p.add_argument('--resume', help='checkpoint.pdparams (or its run folder) to continue')
     return p.parse_args(argv)
 
@@ -112,8 +120,12 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     test = dataclasses.replace(defaults.test, flip_test=not args.no_flip_test,
                                batch_size=_given(args, 'val_batch_size', defaults.test.batch_size))
     simple = {f.name: _given(args, f.name, getattr(defaults, f.name))
-              for f in dataclasses.fields(TrainConfig) if f.name not in ('data', 'model', 'test')}
+              for f in dataclasses.fields(TrainConfig) if f.name not in ('data', 'model', 'test', 'debug_images', 'use_vdl')}
     simple['lr_steps'] = tuple(simple['lr_steps'])
+    simple['debug_images'] = tuple(name for flag, name in (('save_batch_images_gt', 'gt'), ('save_batch_images_pred', 'pred'),
+                                                           ('save_heatmaps_gt', 'hm_gt'), ('save_heatmaps_pred', 'hm_pred'))
+                                   if getattr(args, flag))
+    simple['use_vdl'] = args.use_vdl
     model_options(model)                    # wrong options fail here, before any data is read
     return TrainConfig(data=data, model=model, test=test, **simple)
 
@@ -192,10 +204,11 @@ def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, 
 
 
 def validate_and_keep_best(model, loader, gt, config: TrainConfig, state: TrainState, epoch: int,
-                           run_dir: str, logger, precision: Precision) -> dict:
+                           run_dir: str, logger, precision: Precision, monitor: RunMonitor) -> dict:
     """Flip-test PCKh on the validation set; the weights with the best Mean go to best_model/."""
     preds, _ = predict(model, loader, len(loader.dataset), MPII.flip_pairs, config.test, desc='validate',
-                       autocast=precision.eval_autocast)
+                       autocast=precision.eval_autocast,
+                       on_first_batch=lambda batch, heatmaps: monitor.on_validation_batch(batch, heatmaps, epoch))
     metrics = evaluate_predictions(preds, gt)
     logger.info('Validation (PCKh, flip test %s):\n%s', 'on' if config.test.flip_test else 'off',
                 format_table(metrics, config.model.label))
@@ -262,6 +275,8 @@ def main(argv=None) -> int:
     logger.info('Loaded %d training and %d validation samples', len(train_set), len(valid_set))
     epoch_len = len(loader.batch_sampler)
     model, training, state = build_training(config, checkpoint, epoch_len, num_ranks, logger)
+    monitor = RunMonitor(run_dir, config.data, MPII, config.debug_images, config.use_vdl) if is_main else None
+    training.on_log = monitor.on_train_log if is_main else None
 
     with GracefulStop() as stop:
         while state.epoch < config.epochs and state.global_step < training.total_iters:
@@ -287,11 +302,12 @@ def main(argv=None) -> int:
                     not row.get('partial') and state.epoch % config.eval_every == 0):
                 if is_main:     # every rank holds the same weights; one validation is enough
                     row.update(validate_and_keep_best(model, val_loader, gt, config, state, row['epoch'],
-                                                      run_dir, logger, training.precision))
+                                                      run_dir, logger, training.precision, monitor))
                 barrier()
             state.history.append(row)
             if is_main:
                 save_checkpoint(run_dir, model, training.optimizer, training.scheduler, state, config)
+                monitor.on_epoch_end(state.history, state)
     if num_ranks > 1:
         difference = max_difference_across_ranks(list(model.state_dict().values()))
         logger.info('Weights and statistics on the %d ranks differ by at most %g', num_ranks, difference)

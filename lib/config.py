@@ -65,7 +65,9 @@ class TrainConfig:
     pretrained_backbone: str = ''
     amp: str = 'off'                # 'off', 'fp16' (with a GradScaler) or 'bf16'
     amp_level: str = 'O1'
-    max_nonfinite: int = 20   # ImageNet weights for pose_resnet's ResNet ('' = from scratch)
+    max_nonfinite: int = 20
+    debug_images: Tuple[str, ...] = ()   # any of 'gt', 'pred', 'hm_gt', 'hm_pred' (--save_* flags)
+    use_vdl: bool = False   # ImageNet weights for pose_resnet's ResNet ('' = from scratch)
     stack_loss: str = 'sum'
     workers: int = 4
     seed: int = 0

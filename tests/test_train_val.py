@@ -212,3 +212,42 @@ def test_val_takes_input_and_test_conventions_stored_with_the_weights(smoke_run,
     assert results['data']['mean'] == [0, 0, 0] and results['data']['std'] == [1, 1, 1]
     assert results['data']['input_wh'] == [64, 64] and results['model']['num_features'] == 16
     assert results['test']['shift_heatmap'] is False and results['test']['flip_test'] is True
+
+
+def test_run_pictures_curves_and_debug_images(data_root, tmp_path):
+    assert run_train(data_root, tmp_path, '--epochs', '1', '--log_every', '2', '--save_batch_images_gt',
+                     '--save_batch_images_pred', '--save_heatmaps_gt', '--save_heatmaps_pred') == 0
+    import cv2
+    run = tmp_path / 'run'
+    curves = cv2.imread(str(run / 'curves.png'))
+    assert curves is not None and curves.shape[1] > 3 * curves.shape[0]      # three panels side by side
+    names = sorted(os.listdir(run / 'debug'))
+    assert 'train_e1_i2_gt.jpg' in names and 'train_e1_i4_hm_pred.jpg' in names
+    assert {'val_e1_gt.jpg', 'val_e1_pred.jpg', 'val_e1_hm_gt.jpg', 'val_e1_hm_pred.jpg'} <= set(names)
+    heatmaps = cv2.imread(str(run / 'debug' / 'train_e1_i2_hm_gt.jpg'))
+    assert heatmaps.shape[1] > heatmaps.shape[0]                             # crop + 16 heatmaps per row
+
+
+def test_use_vdl_without_visualdl_says_how_to_install(data_root, tmp_path, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_visualdl(name, *args, **kwargs):
+        if name == 'visualdl':
+            raise ImportError('No module named visualdl')
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, '__import__', no_visualdl)
+    with pytest.raises(ImportError, match='pip install visualdl'):
+        run_train(data_root, tmp_path, '--epochs', '1', '--use_vdl')
+
+
+def test_browse_dataset_draws_augmented_samples(data_root, tmp_path):
+    import cv2
+    from tools import browse_dataset
+    browse_dataset.main(['--dataset_root', data_root, '--image_size', '64', '--num', '4', '--output_dir', str(tmp_path)])
+    plain = cv2.imread(str(tmp_path / 'samples_gt.jpg'))
+    browse_dataset.main(['--dataset_root', data_root, '--image_size', '64', '--num', '4', '--epoch', '1',
+                         '--output_dir', str(tmp_path / 'other')])
+    assert plain.shape == (64 + 8, 4 * 64 + 5 * 4, 3)
+    assert not np.array_equal(plain, cv2.imread(str(tmp_path / 'other' / 'samples_gt.jpg')))  # another draw
+    assert cv2.imread(str(tmp_path / 'samples_hm_gt.jpg')) is not None

@@ -3,7 +3,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -42,6 +42,7 @@ class Training:
     total_iters: int
     log_every: int
     max_nonfinite: int              # a run that skips this many steps in a row stops with an error
+    on_log: Optional[Callable] = None   # called at each log line: (batch, outputs, state, scalars)
 
 
 def _format_eta(seconds: float) -> str:
@@ -121,6 +122,9 @@ def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callabl
         if (state.iteration % t.log_every == 0 or state.iteration == epoch_len) and window['n']:
             window['acc'] = heatmap_accuracy(outputs[-1].astype('float32').numpy(), batch['target'].numpy())
             _log_window(t.logger, window, state, epoch_len, t.num_epochs, t.total_iters, t.optimizer.get_lr())
+            if t.on_log is not None:
+                t.on_log(batch, outputs, state, {'loss': window['loss'] / window['n'], 'acc': window['acc'],
+                                                 'lr': t.optimizer.get_lr()})
             window.update(loss=0.0, n=0, samples=0, data=0.0, start=time.time())
         if stopped or state.global_step >= t.total_iters:
             break
@@ -142,7 +146,8 @@ def predict_heatmaps(model, images: paddle.Tensor, flip_pairs: Sequence[Tuple[in
 
 
 def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int]], test: TestConfig,
-            desc: str = 'predict', autocast=contextlib.nullcontext) -> Tuple[np.ndarray, np.ndarray]:
+            desc: str = 'predict', autocast=contextlib.nullcontext,
+            on_first_batch: Optional[Callable] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Run the model over a loader of TopDownPoseDataset batches.
 
     Returns preds [num_samples, K, 2] in 0-based original-image pixels and maxvals [num_samples, K, 1],
@@ -152,6 +157,8 @@ def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int
     preds, maxvals, seen = None, None, np.zeros(num_samples, dtype=bool)
     for batch in progress(loader, total=len(loader), desc=desc):
         heatmaps = predict_heatmaps(model, batch['image'], flip_pairs, test, autocast)
+        if on_first_batch is not None and not seen.any():
+            on_first_batch(batch, heatmaps)
         batch_preds, batch_maxvals = get_final_preds(heatmaps, batch['center'].numpy(), batch['scale'].numpy(),
                                                      refine=test.post_process)
         if preds is None:
