@@ -45,3 +45,27 @@ MPII = KeypointLayout(
     skeleton=((0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
               (10, 11), (11, 12), (12, 7), (13, 7), (13, 14), (14, 15)),
 )
+
+# COCO person keypoints (person_keypoints_*.json "keypoints" and "skeleton", the latter converted to 0-based).
+_COCO_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder', 'right_shoulder',
+               'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist', 'left_hip', 'right_hip',
+               'left_knee', 'right_knee', 'left_ankle', 'right_ankle')
+COCO = KeypointLayout(
+    name='coco',
+    joint_names=_COCO_NAMES,
+    short_names=_COCO_NAMES,
+    flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+    skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+              (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
+)
+
+LAYOUTS = {layout.num_joints: layout for layout in (MPII, COCO)}
+
+
+def layout_for(num_joints: int) -> KeypointLayout:
+    """The layout of a model with `num_joints` heatmap channels: 16 -> MPII, 17 -> COCO."""
+    if num_joints not in LAYOUTS:
+        known = ', '.join(f'{k} ({layout.name})' for k, layout in sorted(LAYOUTS.items()))
+        raise ValueError(f'no keypoint layout has {num_joints} joints; known: {known}. Add a KeypointLayout '
+                         'to lib/datasets/skeletons.py and register it in LAYOUTS.')
+    return LAYOUTS[num_joints]
