@@ -97,17 +97,22 @@ def sample_keys(num: int, seed: int):
             yield from batch
 
 
-def time_per_item(fn, seed: int, num: int, warmup: int, seconds: float):
-    """(seconds per call of fn(key), number of calls), over as many calls as fit in `seconds` after
-    `warmup` calls."""
+def time_alternating(fns, seed: int, num: int, warmup: int, seconds: float):
+    """(seconds per call of each fn(key), number of keys). Every key goes to all fns in turn, in rotating
+    order, so they see the same samples and the same load from other jobs; about `seconds` per fn."""
     keys = sample_keys(num, seed)
     for key in itertools.islice(keys, warmup):
-        fn(key)
-    calls, start = 0, time.perf_counter()
-    while calls == 0 or time.perf_counter() - start < seconds:
-        fn(next(keys))
+        for fn in fns:
+            fn(key)
+    elapsed, calls = np.zeros(len(fns)), 0
+    while calls == 0 or elapsed.sum() < seconds * len(fns):
+        key = next(keys)
+        for i in np.roll(np.arange(len(fns)), calls):
+            start = time.perf_counter()
+            fns[i](key)
+            elapsed[i] += time.perf_counter() - start
         calls += 1
-    return (time.perf_counter() - start) / calls, calls
+    return elapsed / calls, calls
 
 
 def mean_reduction(dataset: TopDownPoseDataset, seed: int, warmup: int, calls: int):
@@ -142,18 +147,17 @@ def main(argv=None) -> None:
 
         rows = []
         for size in args.image_sizes:
-            only, _ = time_per_item(decode, args.seed, len(records), args.warmup, args.seconds)
-            full_ms = None
-            for mode in args.reduced_decode:
-                config = DataConfig(dataset_root=args.dataset_root or tmp, input_wh=(size, size),
-                                    heatmap_wh=(size // 4, size // 4), reduced_decode=mode == 'on')
-                dataset = TopDownPoseDataset(records, image_dir, MPII, config, is_train=True)
-                per_item, calls = time_per_item(dataset.__getitem__, args.seed, len(records), args.warmup,
-                                                args.seconds)
+            datasets = [TopDownPoseDataset(records, image_dir, MPII, DataConfig(
+                dataset_root=args.dataset_root or tmp, input_wh=(size, size), heatmap_wh=(size // 4, size // 4),
+                reduced_decode=mode == 'on'), is_train=True) for mode in args.reduced_decode]
+            per_call, calls = time_alternating([decode] + [d.__getitem__ for d in datasets], args.seed,
+                                               len(records), args.warmup, args.seconds)
+            only, load = per_call[0], '/'.join(f'{v:.2f}' for v in os.getloadavg())
+            times = dict(zip(args.reduced_decode, per_call[1:]))
+            for mode, dataset in zip(args.reduced_decode, datasets):
+                per_item = times[mode]
                 factor, reduced = mean_reduction(dataset, args.seed, args.warmup, calls)
-                full_ms = per_item if mode == 'off' else full_ms
-                speedup = f'{full_ms / per_item:.2f}x' if mode == 'on' and full_ms else '-'
-                load = '/'.join(f'{v:.2f}' for v in os.getloadavg())
+                speedup = f'{times["off"] / per_item:.2f}x' if mode == 'on' and 'off' in times else '-'
                 rows.append(f'| {size}x{size} | {mode} | {1 / per_item:.1f} | {per_item * 1e3:.2f} | {only * 1e3:.2f} '
                             f'| {per_item / only:.2f} | {factor:.2f} | {reduced:.0%} | {speedup} | {load} |')
                 print(f'{size} reduced_decode {mode}: {1 / per_item:.1f} samples/s, decode {only * 1e3:.2f} ms, '
@@ -164,7 +168,7 @@ def main(argv=None) -> None:
     print(f'paddle {paddle.__version__}; device: CPU (numpy/OpenCV, one process); os.cpu_count() {os.cpu_count()}, '
           f'usable {len(os.sched_getaffinity(0))}; OpenCV {cv2.__version__}, {cv2.getNumThreads()} thread(s)')
     print(f'data: {source}, mean file {mean_kb:.0f} KiB; {args.seconds:g} s per measurement after '
-          f'{args.warmup} warm-up samples')
+          f'{args.warmup} warm-up samples; the rows of one input size alternate per sample, on the same keys')
     print('decode-only = full-resolution cv2.imread alone; ratio = pipeline ms / decode-only ms; mean r = mean '
           'decode reduction factor (1 = full resolution); speed-up = samples/s against the reduced_decode off row\n')
     print('| input | reduced_decode | samples/s per worker | ms/sample | decode-only ms/image | ratio | mean r '

@@ -127,7 +127,10 @@ def test_jpeg_size_returns_none_for_other_or_broken_files(tmp_path):
     with open(garbage, 'wb') as f:
         f.write(b'\xff\xd8not a jpeg at all')
     open(empty, 'wb').close()
-    for path in (png, truncated, garbage, empty, str(tmp_path / 'absent.jpg')):
+    lossless = str(tmp_path / 'l.jpg')   # a lossless (SOF3) frame header: libjpeg would not scale it
+    with open(lossless, 'wb') as f:
+        f.write(b'\xff\xd8\xff\xc3\x00\x11\x08\x00\x0a\x00\x14\x03' + bytes(9))
+    for path in (png, truncated, garbage, empty, lossless, str(tmp_path / 'absent.jpg')):
         assert jpeg_size(path) is None, path
 
 

@@ -18,15 +18,17 @@ _READ_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD
                8: cv2.IMREAD_REDUCED_COLOR_8}
 # Start-of-frame markers hold the frame size: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_LOSSLESS_SOF_MARKERS = frozenset([0xC3, 0xC7, 0xCB, 0xCF])   # no DCT, so libjpeg cannot decode them scaled
 _STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])   # TEM and RST0-7 carry no length field
 
 
 def jpeg_size(path: str) -> Optional[Tuple[int, int]]:
     """(width, height) of a JPEG file from its start-of-frame header, reading only the header bytes.
 
-    Returns None when the file is not a JPEG, the header is truncated or malformed, or the height is
-    left to a DNL marker (height 0): callers then decode the whole image. The size is the stored
-    one; EXIF orientation is ignored, as read_image does.
+    Returns None when the file is not a JPEG, the header is truncated or malformed, the height is left
+    to a DNL marker (height 0), or the frame is lossless (which libjpeg decodes at full size only):
+    callers then decode the whole image. The size is the stored one; EXIF orientation is ignored, as
+    read_image does.
     """
     try:
         with open(path, 'rb') as f:
@@ -50,6 +52,8 @@ def jpeg_size(path: str) -> Optional[Tuple[int, int]]:
                     return None
                 length = int.from_bytes(length_bytes, 'big')   # includes its own two bytes
                 if length < 2:
+                    return None
+                if code in _LOSSLESS_SOF_MARKERS:
                     return None
                 if code in _SOF_MARKERS:
                     frame = f.read(5)   # sample precision (1 byte), height (2), width (2)
