@@ -57,6 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--scale_factor', type=float, help='scale augmentation: x clip(N(0,1)*sf+1, 1-sf, 1+sf) (default 0.25)')
     p.add_argument('--rotation_factor', type=float, help='rotation augmentation: clip(N(0,1)*rf, -2rf, 2rf) degrees w.p. 0.6 (default 30)')
     p.add_argument('--no_flip', action='store_true', help='no horizontal flip augmentation')
+    p.add_argument('--reduced_decode', action='store_true', help='decode large training images at 1/2, 1/4 or 1/8 '
+                   'resolution when the crop is small enough (faster data loading; targets unchanged)')
     p.add_argument('--train_set', help='annotation file used for training (default train; trainval for the test server)')
     p.add_argument('--valid_set', help='annotation file used for validation (default valid)')
     p.add_argument('--num_stacks', type=int, help='hourglass stacks: 1, 2, 4 or 8 (default 8)')
@@ -112,7 +114,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         input_wh=(size, size), heatmap_wh=(size // 4, size // 4), sigma=_given(args, 'sigma', defaults.data.sigma),
         scale_factor=_given(args, 'scale_factor', defaults.data.scale_factor),
         rotation_factor=_given(args, 'rotation_factor', defaults.data.rotation_factor),
-        flip=not args.no_flip,
+        flip=not args.no_flip, reduced_decode=args.reduced_decode,
         train_set=_given(args, 'train_set', defaults.data.train_set),
         valid_set=_given(args, 'valid_set', defaults.data.valid_set))
     model = dataclasses.replace(defaults.model, num_stacks=_given(args, 'num_stacks', defaults.model.num_stacks),
@@ -268,7 +270,9 @@ def main(argv=None) -> int:
     np.random.seed(config.seed)
     paddle.seed(config.seed)
     train_set = build_mpii_dataset(config.data, config.data.train_set, is_train=True)
-    valid_set = build_mpii_dataset(config.data, config.data.valid_set, is_train=False)
+    # Validation crops stay exactly HRNet's: reduced decoding is for training only.
+    valid_set = build_mpii_dataset(dataclasses.replace(config.data, reduced_decode=False), config.data.valid_set,
+                                   is_train=False)
     gt = load_mpii_ground_truth(os.path.join(config.data.dataset_root, 'annot', f'gt_{config.data.valid_set}.mat'))
     loader = train_loader(train_set, config.batch_size, config.workers, config.seed, num_ranks, rank)
     val_loader = eval_loader(valid_set, config.test.batch_size, config.workers)

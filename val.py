@@ -10,17 +10,17 @@ pred.mat (variable `preds`, [N, 16, 2], 1-based pixels, valid.json order) to --o
 """
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
-from lib.config import PRESETS, ModelConfig, TestConfig, preset_config, to_dict
+from lib.config import PRESETS, ModelConfig, TestConfig, to_dict
 from lib.core.evaluation import (eval_line, evaluate_predictions, format_table, load_predictions,
                                  oracle_predictions, write_results)
 from lib.core.metrics import load_mpii_ground_truth
 from lib.datasets.mpii import load_mpii_annotations
+from lib.inference.conventions import conventions_for_weights, conventions_from_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,44 +52,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def run_config_for(weights: str) -> dict:
-    """The config.json train.py left in the run folder of these weights, if any."""
-    folder = os.path.dirname(os.path.abspath(weights))
-    for candidate in (folder, os.path.dirname(folder)):
-        path = os.path.join(candidate, 'config.json')
-        if os.path.isfile(path):
-            with open(path) as f:
-                return json.load(f)
-    return {}
+def conventions(args):
+    """(ModelConfig, DataConfig, TestConfig): flags first, then the config.json beside the weights, then
+    the model's preset. Input normalisation and flip-test conventions travel with the weights."""
+    overrides = {'model': args.model, 'image_size': args.image_size, 'num_stacks': args.num_stacks,
+                 'num_features': args.num_features, 'flip_test': False if args.no_flip_test else None,
+                 'shift_heatmap': False if args.no_shift_heatmap else None,
+                 'post_process': False if args.no_post_process else None, 'batch_size': args.batch_size,
+                 'dataset_root': args.dataset_root, 'valid_set': args.valid_set}
+    if args.pretrained_model:
+        return conventions_for_weights(args.pretrained_model, overrides)
+    return conventions_from_config({}, overrides)
 
 
-def test_config(args, saved_test: dict) -> TestConfig:
-    """Test-time conventions: those stored with the weights (a converted checkpoint may ask for no
-    heatmap shift), switched off further by the --no_* flags."""
-    return TestConfig(flip_test=saved_test.get('flip_test', True) and not args.no_flip_test,
-                      shift_heatmap=saved_test.get('shift_heatmap', True) and not args.no_shift_heatmap,
-                      post_process=saved_test.get('post_process', True) and not args.no_post_process,
-                      batch_size=args.batch_size)
-
-
-def model_configs(args, saved: dict):
-    """Architecture and input conventions: flags first, then the config.json beside the weights, then
-    the defaults. Input normalisation travels with the weights (a converted princeton-vl model takes
-    RGB in [0, 1] with no mean/std)."""
-    saved_model, saved_data = saved.get('model', {}), saved.get('data', {})
-    size = args.image_size or (saved_data.get('input_wh') or [256])[0]
-    name = args.model or saved_model.get('name', 'hourglass')
-    preset = preset_config(name, args.dataset_root)
-    model = ModelConfig(name=name, num_stacks=args.num_stacks or saved_model.get('num_stacks', preset.model.num_stacks),
-                        num_features=args.num_features or saved_model.get('num_features', preset.model.num_features))
-    conventions = {key: tuple(saved_data[key]) if isinstance(saved_data[key], list) else saved_data[key]
-                   for key in ('color_rgb', 'mean', 'std') if key in saved_data}
-    data = dataclasses.replace(preset.data, valid_set=args.valid_set, input_wh=(size, size),
-                               heatmap_wh=(size // 4, size // 4), **conventions)
-    return model, data
-
-
-def model_predictions(args, saved: dict, test: TestConfig):
+def model_predictions(args, model_cfg: ModelConfig, data, test: TestConfig):
     # Paddle is imported here only, so that --preds_file and --oracle start fast.
     from lib.core.engine import predict
     from lib.datasets.loaders import build_mpii_dataset, eval_loader
@@ -98,9 +74,9 @@ def model_predictions(args, saved: dict, test: TestConfig):
     from lib.utils.checkpoint import load_weights
     from lib.utils.device import select_device
 
-    model_cfg, data = model_configs(args, saved)
     select_device(args.device)
-    dataset = build_mpii_dataset(data, args.valid_set, is_train=False)
+    dataset = build_mpii_dataset(dataclasses.replace(data, dataset_root=args.dataset_root), args.valid_set,
+                                 is_train=False)
     model = build_model_from(model_cfg)
     load_weights(model, args.pretrained_model)
     loader = eval_loader(dataset, args.batch_size, args.workers)
@@ -111,8 +87,7 @@ def model_predictions(args, saved: dict, test: TestConfig):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    saved = run_config_for(args.pretrained_model) if args.pretrained_model else {}
-    test = test_config(args, saved.get('test', {}))
+    model_cfg, data, test = conventions(args)
     gt = load_mpii_ground_truth(os.path.join(args.dataset_root, 'annot', f'gt_{args.valid_set}.mat'))
     if args.preds_file:
         preds, name, extra = load_predictions(args.preds_file, gt.num_samples), 'preds_file', {
@@ -124,7 +99,7 @@ def main(argv=None) -> int:
                                    refine=test.post_process)
         name, extra = f'oracle_{size}', {'oracle': {'image_size': size, 'sigma': args.sigma}}
     else:
-        preds, name, extra = model_predictions(args, saved, test)
+        preds, name, extra = model_predictions(args, model_cfg, data, test)
     extra['test'] = to_dict(test)
     metrics = evaluate_predictions(preds, gt)
     write_results(args.output_dir, metrics, preds, extra)

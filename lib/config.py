@@ -20,6 +20,11 @@ class DataConfig:
     rotation_factor: float = 30.0
     rotation_prob: float = 0.6
     flip: bool = True
+    # HRNet's half-body crop (SPEC C.4): tried w.p. prob_half_body when more than num_joints_half_body joints
+    # are annotated; <= 0 = never (MPII; HRNet's COCO HRNet yamls use 0.3, its pose_resnet yamls 0).
+    prob_half_body: float = 0.0
+    num_joints_half_body: int = 8
+    use_joints_weight: bool = False   # HRNet LOSS.USE_DIFFERENT_JOINTS_WEIGHT: COCO's joint weights (SPEC C.5)
     color_rgb: bool = True
     mean: Tuple[float, float, float] = IMAGENET_MEAN   # applied to [0, 1] pixels in channel order
     std: Tuple[float, float, float] = IMAGENET_STD

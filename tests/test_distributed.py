@@ -76,7 +76,8 @@ def test_two_processes_follow_the_one_process_run(two_and_one):
 
 def test_only_rank_zero_writes(two_and_one):
     run_two = two_and_one[0]
-    assert sorted(os.listdir(run_two)) == ['best_model', 'checkpoint.pdparams', 'config.json', 'last_eval', 'train.log']
+    assert sorted(os.listdir(run_two)) == ['best_model', 'checkpoint.pdparams', 'config.json', 'curves.png', 'last_eval',
+                                          'train.log']
 
 
 @pytest.mark.parametrize('level', ['O1', 'O2'])

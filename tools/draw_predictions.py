@@ -43,8 +43,7 @@ def predict_joints(args, count: int) -> np.ndarray:
     import val
     val_args = val.parse_args(['--pretrained_model', args.pretrained_model, '--dataset_root', args.dataset_root,
                                '--valid_set', args.valid_set, '--workers', '0'])
-    saved = val.run_config_for(args.pretrained_model)
-    preds, _, _ = val.model_predictions(val_args, saved, val.test_config(val_args, saved.get('test', {})))
+    preds, _, _ = val.model_predictions(val_args, *val.conventions(val_args))
     return preds[:count]
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from paddle.io import Dataset
 
 from lib.config import DataConfig
+from lib.datasets.coco import joints_weight_for
+from lib.datasets.half_body import random_half_body
 from lib.datasets.heatmaps import generate_target
 # read_image lives in image_io; tools/draw_predictions.py and the tests import it from here too.
 from lib.datasets.image_io import flipped_x_offset, jpeg_size, read_image, reduced_pixel_matrix, reduction_for_crop
@@ -96,6 +98,8 @@ class TopDownPoseDataset(Dataset):
         visible = joints_vis > 0
         joints_crop = np.where(visible[:, None], affine_transform_points(joints, matrix), joints)
         target, target_weight = generate_target(joints_crop, joints_vis, cfg.input_wh, cfg.heatmap_wh, cfg.sigma)
+        if cfg.use_joints_weight:   # HRNet's LOSS.USE_DIFFERENT_JOINTS_WEIGHT (SPEC C.5)
+            target_weight = target_weight * joints_weight_for(self.layout)
         return {
             'image': normalize_image(crop, cfg.mean, cfg.std),
             'target': target,
@@ -110,13 +114,19 @@ class TopDownPoseDataset(Dataset):
         }
 
     def plan_sample(self, key: SampleKey) -> SamplePlan:
-        """Draw the augmentation for `key` (HRNet's order, SPEC C.2: scale, rotation, flip) and choose the
-        decode reduction from the augmented box side; reads at most the JPEG header."""
+        """Draw the augmentation for `key` (HRNet's order, SPEC C.2: half body, scale, rotation, flip) and
+        choose the decode reduction from the augmented box side; reads at most the JPEG header."""
         index, rng = self._unpack(key)
         record = self.records[index]
         cfg = self.config
-        scale, rotation, flip = record['scale'].copy(), 0.0, False
+        center, scale, rotation, flip = record['center'].copy(), record['scale'].copy(), 0.0, False
         if self.is_train:
+            # Half body first (SPEC C.4); draws nothing when prob_half_body <= 0, so MPII runs are unchanged.
+            half_body = random_half_body(record['joints'], record['joints_vis'], self.layout,
+                                         cfg.input_wh[0] / cfg.input_wh[1], rng, cfg.prob_half_body,
+                                         cfg.num_joints_half_body)
+            if half_body is not None:
+                center, scale = half_body
             scale_mult, rotation = random_scale_rotation(rng, cfg.scale_factor, cfg.rotation_factor,
                                                          cfg.rotation_prob)
             scale = scale * scale_mult
@@ -129,7 +139,7 @@ class TopDownPoseDataset(Dataset):
                 image_wh = jpeg_size(os.path.join(self.image_dir, record['image']))
                 if image_wh is None:   # not a JPEG, or a header we cannot parse: decode it whole
                     reduction = 1
-        return SamplePlan(index, record['center'].copy(), scale, rotation, flip, reduction, image_wh)
+        return SamplePlan(index, center, scale, rotation, flip, reduction, image_wh)
 
     def _crop(self, image: np.ndarray, center: np.ndarray, scale: np.ndarray, plan: SamplePlan,
               full_width: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,298 @@
+r"""Predict and draw human poses on an image, a folder of images or a video (top-down: one crop per person box).
+
+    python infer.py --input photo.jpg --pretrained_model output/mpii_hourglass8_256x256/best_model/model.pdparams
+    python infer.py --input photos/ --pretrained_model <...>.pdparams --det_file detections.json --det_thr 0.5
+    python infer.py --input clip.mp4 --pretrained_model <...>.pdparams --bbox 120,40,200,380
+    python infer.py --input photos/ --backend paddle-inference --model_dir output/export/hourglass8_256
+
+Person boxes come from --det_file (COCO detection results: a list of {image_id, bbox [x, y, w, h], score,
+category_id}, or an object with an `images` list of {id, file_name} and those detections under
+`annotations`), from --bbox (the same box for every image or frame), or else the whole image is one person.
+The model's input size and normalisation come from the config.json beside the weights (or the exported
+folder's inference.json). Writes to --output_dir the drawn images under their own file names, or
+<name>_pose.mp4 for a video, and keypoints.json: [{image (file name, or frame index), persons: [{bbox,
+keypoints [[x, y, score] x K] in image pixels, score (mean joint score)}]}].
+"""
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+import warnings
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
+from lib.inference.predictor import PosePredictor  # noqa: E402
+from lib.utils.vis import draw_skeleton  # noqa: E402
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv')
+BOX_BGR = (0, 200, 0)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--input', required=True, help=f'an image, a folder of images ({" ".join(IMAGE_EXTENSIONS)}) '
+                   f'or a video ({" ".join(VIDEO_EXTENSIONS)})')
+    p.add_argument('--backend', default='dygraph', choices=sorted(BACKENDS),
+                   help='dygraph runs --pretrained_model; paddle-inference and onnxruntime run --model_dir')
+    p.add_argument('--pretrained_model', help='.pdparams written by train.py or tools/convert_weights.py')
+    p.add_argument('--model_dir', help='folder written by export.py (for --backend paddle-inference / onnxruntime)')
+    p.add_argument('--det_file', help='COCO-style person detections (JSON), category 1 only; an image without '
+                   'any kept detection gets no person')
+    p.add_argument('--det_thr', type=float, default=0.5, help='keep detections with at least this score (default 0.5)')
+    p.add_argument('--bbox', help='x,y,w,h: one person box (pixels) for every image or frame')
+    p.add_argument('--kpt_thr', type=float, default=0.3, help='joints scoring below this are not drawn (default 0.3)')
+    p.add_argument('--no_flip_test', action='store_true', help='predict without the flip test (twice as fast)')
+    p.add_argument('--batch_size', type=int, default=32, help='people per forward pass (default 32)')
+    p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
+    p.add_argument('--output_dir', default='output/infer', help='where drawings and keypoints.json go')
+    args = p.parse_args(argv)
+    if args.backend == 'dygraph' and (not args.pretrained_model or args.model_dir):
+        p.error('--backend dygraph takes --pretrained_model (a .pdparams), not --model_dir')
+    if args.backend != 'dygraph' and (not args.model_dir or args.pretrained_model):
+        p.error(f'--backend {args.backend} takes --model_dir (the folder export.py wrote), not --pretrained_model')
+    if args.det_file and args.bbox:
+        p.error('give --det_file or --bbox, not both')
+    if args.batch_size < 1:
+        p.error(f'--batch_size must be at least 1; received {args.batch_size}')
+    return args
+
+
+def parse_bbox(text: str) -> np.ndarray:
+    """'x,y,w,h' -> [1, 4] float32."""
+    try:
+        values = [float(v) for v in text.split(',')]
+    except ValueError:
+        values = []
+    if len(values) != 4 or values[2] <= 0 or values[3] <= 0:
+        raise ValueError(f'--bbox {text!r} is not x,y,w,h with w, h > 0 (pixels), e.g. --bbox 120,40,200,380.')
+    return np.array([values], dtype=np.float32)
+
+
+def list_inputs(path: str) -> Tuple[str, List[str]]:
+    """('video', [path]) or ('images', [paths]): a folder's images in name order (not recursive)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f'--input {path} does not exist; give an image, a folder of images or a video.')
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)
+                       and os.path.isfile(os.path.join(path, n)))
+        if not names:
+            raise ValueError(f'--input folder {path} holds no images; accepted extensions: '
+                             f'{", ".join(IMAGE_EXTENSIONS)} (any case). Give a video file directly, not its folder.')
+        return 'images', [os.path.join(path, n) for n in names]
+    return ('video' if path.lower().endswith(VIDEO_EXTENSIONS) else 'images'), [path]
+
+
+def image_id_from_name(name: str) -> Optional[int]:
+    """COCO-style id of a file name: the last run of digits in its stem (000000000139.jpg -> 139)."""
+    digits = re.findall(r'\d+', os.path.splitext(os.path.basename(name))[0])
+    return int(digits[-1]) if digits else None
+
+
+def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, np.ndarray]:
+    """Person boxes [M, 4] (x, y, w, h) per image file name, category 1 with score >= threshold.
+
+    Images are matched to image_id by the `images` list (file_name -> id) when the JSON has one, else by
+    the integer in the file name. Raises when no input image is matched at all.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'--det_file {path} does not exist.')
+    with open(path) as f:
+        data = json.load(f)
+    if isinstance(data, dict):
+        if not isinstance(data.get('images'), list) or not isinstance(data.get('annotations'), list):
+            raise ValueError(f'--det_file {path} is a JSON object without `images` and `annotations` lists; expected '
+                             'COCO detection results (a list of {image_id, bbox, score, category_id}) or an object '
+                             'with `images` [{id, file_name}] and those detections under `annotations`.')
+        ids = {os.path.basename(im['file_name']): im['id'] for im in data['images']}
+        image_id = ids.get
+        rule = f'by file_name in its `images` list ({len(ids)} entries)'
+        detections = data['annotations']
+    elif isinstance(data, list):
+        image_id, detections = image_id_from_name, data
+        rule = 'by the integer in the file name (000000000139.jpg -> image_id 139), as it has no `images` list'
+    else:
+        raise ValueError(f'--det_file {path} holds a JSON {type(data).__name__}; expected a list of detections.')
+
+    boxes, present = {}, set()
+    for i, det in enumerate(detections):
+        if not isinstance(det, dict) or 'image_id' not in det or len(det.get('bbox', ())) != 4:
+            raise ValueError(f'--det_file {path}: detection {i} is {det!r}; each needs image_id and bbox [x, y, w, h].')
+        present.add(det['image_id'])
+        if det.get('category_id', 1) == 1 and det.get('score', 1.0) >= threshold and min(det['bbox'][2:]) > 0:
+            boxes.setdefault(det['image_id'], []).append(det['bbox'])
+    names = [os.path.basename(n) for n in names]
+    if not any(image_id(n) in present for n in names):
+        raise ValueError(f'--det_file {path} has no detection for {names[0]!r} nor any other input image; images '
+                         f'are matched {rule}. Check that the file belongs to these images.')
+    return {n: np.asarray(boxes.get(image_id(n), []), np.float32).reshape(-1, 4) for n in names}
+
+
+def progress(iterable, total: Optional[int], desc: str):
+    """A bar on stderr, only for more than one item."""
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=total is not None and total <= 1,
+                dynamic_ncols=True, leave=False)
+
+
+def draw(image: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, layout,
+         kpt_thr: float, draw_boxes: bool) -> np.ndarray:
+    out = image.copy()
+    for box, points, joint_scores in zip(boxes, keypoints, scores):
+        if draw_boxes:
+            x, y, w, h = (int(round(v)) for v in box)
+            cv2.rectangle(out, (x, y), (x + w, y + h), BOX_BGR, 1, cv2.LINE_AA)
+        out = draw_skeleton(out, points, layout, joint_scores >= kpt_thr)
+    return out
+
+
+def person_records(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> List[dict]:
+    return [{'bbox': [round(float(v), 2) for v in box],
+             'keypoints': [[round(float(x), 2), round(float(y), 2), round(float(s), 4)]
+                           for (x, y), s in zip(points, joint_scores)],
+             'score': round(float(np.mean(joint_scores)), 4) if len(joint_scores) else 0.0}
+            for box, points, joint_scores in zip(boxes, keypoints, scores)]
+
+
+class Runner:
+    """Collects (key, image, boxes) until a batch of people is full, then predicts, draws and records."""
+
+    def __init__(self, predictor: PosePredictor, kpt_thr: float, sink: Callable[[object, np.ndarray], None]):
+        self.predictor, self.kpt_thr, self.sink = predictor, kpt_thr, sink
+        self.pending, self.people, self.records = [], 0, []
+
+    def add(self, key, image: np.ndarray, boxes: Optional[np.ndarray]) -> None:
+        whole = boxes is None
+        if whole:
+            boxes = np.array([[0, 0, image.shape[1], image.shape[0]]], dtype=np.float32)
+        self.pending.append((key, image, boxes, not whole))
+        self.people += len(boxes)
+        if self.people >= self.predictor.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        results = self.predictor.predict_many([p[1] for p in self.pending], [p[2] for p in self.pending])
+        for (key, image, boxes, draw_boxes), (keypoints, scores) in zip(self.pending, results):
+            self.sink(key, draw(image, boxes, keypoints, scores, self.predictor.layout, self.kpt_thr, draw_boxes))
+            self.records.append({'image': key, 'persons': person_records(boxes, keypoints, scores)})
+        self.pending, self.people = [], 0
+
+
+def run_images(paths: List[str], predictor: PosePredictor, boxes_for: Callable[[str], Optional[np.ndarray]],
+               args) -> List[dict]:
+    """Predict on each readable image (a folder's unreadable ones are skipped with a warning), write the drawings."""
+    def save(name, drawn):
+        out_path = os.path.join(args.output_dir, name)
+        if not cv2.imwrite(out_path, drawn):
+            raise OSError(f'cannot write {out_path}; check that --output_dir is writable.')
+
+    runner = Runner(predictor, args.kpt_thr, save)
+    for path in progress(paths, len(paths), 'images'):
+        image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if image is None:
+            message = f'cannot read image {path}: OpenCV cannot decode it (not an image, or a truncated file)'
+            if len(paths) == 1:
+                raise ValueError(message + '.')
+            tqdm.write(f'warning: {message}; skipped.', file=sys.stderr)
+            continue
+        name = os.path.basename(path)
+        runner.add(name, image, boxes_for(name))
+    runner.flush()
+    return runner.records
+
+
+def open_video(path: str) -> Tuple[cv2.VideoCapture, float, int]:
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise ValueError(f'cannot open video {path}: OpenCV (with its FFmpeg build) cannot decode it. Check that the '
+                         'file is complete and plays elsewhere, or re-encode it to H.264 / MPEG-4 '
+                         '(ffmpeg -i in.mkv -c:v libx264 out.mp4), or extract frames to a folder of images.')
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return capture, (fps if fps and fps > 0 else 25.0), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+
+
+def frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        yield frame
+
+
+def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], args) -> Tuple[List[dict], str]:
+    """Predict on every frame; writes <name>_pose.mp4 (mp4v, the input's fps and size)."""
+    capture, fps, count = open_video(path)
+    out_path = os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0] + '_pose.mp4')
+    writer, written = None, 0
+
+    def save(index, drawn):
+        nonlocal writer, written
+        if writer is None:
+            size = (drawn.shape[1], drawn.shape[0])
+            writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
+            if not writer.isOpened():
+                raise OSError(f'cannot write {out_path} with the mp4v codec at {size[0]}x{size[1]}; check that '
+                              '--output_dir is writable and that this OpenCV build has FFmpeg.')
+        writer.write(drawn)
+        written += 1
+
+    runner = Runner(predictor, args.kpt_thr, save)
+    try:
+        for index, frame in enumerate(progress(frames(capture), count or None, 'frames')):
+            runner.add(index, frame, box)
+        runner.flush()
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if written == 0:
+        raise ValueError(f'video {path} opened but yielded no frame; it may be empty or its codec unsupported '
+                         '(re-encode it to H.264 / MPEG-4).')
+    return runner.records, out_path
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    kind, paths = list_inputs(args.input)
+    if kind == 'video' and args.det_file:
+        raise ValueError('--det_file matches images by name; for a video give --bbox x,y,w,h or no box (whole frame).')
+    box = parse_bbox(args.bbox) if args.bbox else None
+    detections = load_detections(args.det_file, paths, args.det_thr) if args.det_file else None
+    os.makedirs(args.output_dir, exist_ok=True)
+    if kind == 'images' and any(os.path.abspath(os.path.join(args.output_dir, os.path.basename(p))) ==
+                                os.path.abspath(p) for p in paths):
+        raise ValueError(f'--output_dir {args.output_dir} holds the input images, which the drawings would '
+                         'overwrite; choose another --output_dir.')
+
+    backend, (model, data, test) = load_backend(args.backend, args.pretrained_model or args.model_dir, args.device)
+    if args.no_flip_test:
+        test = dataclasses.replace(test, flip_test=False)
+    predictor = PosePredictor.from_conventions(backend, (model, data, test), batch_size=args.batch_size)
+    print(f'{model.label} ({args.backend}), input {data.input_wh[0]}x{data.input_wh[1]} '
+          f'{"RGB" if data.color_rgb else "BGR"}, flip test {"on" if test.flip_test else "off"}, '
+          f'{predictor.layout.name} joints')
+
+    if kind == 'video':
+        records, out_path = run_video(paths[0], predictor, box, args)
+        print(f'Wrote {out_path} ({len(records)} frames)')
+    else:
+        boxes_for = (lambda name: detections[name]) if detections is not None else (lambda name: box)
+        records = run_images(paths, predictor, boxes_for, args)
+        print(f'Wrote {len(records)} drawn image(s) to {args.output_dir}')
+    json_path = os.path.join(args.output_dir, 'keypoints.json')
+    with open(json_path, 'w') as f:
+        json.dump(records, f)
+    print(f'Wrote {json_path} ({sum(len(r["persons"]) for r in records)} people)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

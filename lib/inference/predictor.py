@@ -1,0 +1,144 @@
+"""Top-down pose prediction on whole images: person boxes -> crops -> heatmaps -> keypoints in image pixels.
+
+The geometry is the one the models were validated with: SimpleBaselines / HRNet's box -> (centre, scale)
+(`_xywh2cs`: the box centre, the aspect ratio fixed to the input's, x 1.25), get_affine_transform crops,
+normalize_image, the flip test of lib/core/engine.predict_heatmaps and get_final_preds.
+"""
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from lib.datasets.heatmaps import flip_back, get_final_preds
+from lib.datasets.pose_dataset import normalize_image
+from lib.datasets.skeletons import KeypointLayout, layout_for
+from lib.datasets.transforms import PIXEL_STD, crop_image
+
+# images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] (or a list of them, one per stack, last = prediction)
+Backend = Callable[[np.ndarray], object]
+BOX_PADDING = 1.25   # SimpleBaselines / HRNet enlarge the (aspect-fixed) person box by 25%
+
+
+def box_to_center_scale(box: Sequence[float], input_wh: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Box (x, y, w, h) in pixels -> centre [2] and scale [2] (box side / PIXEL_STD), as HRNet's _xywh2cs:
+    the shorter side grows until w / h is the input's aspect ratio, then both sides x 1.25."""
+    x, y, w, h = (float(v) for v in box)
+    aspect_ratio = input_wh[0] / input_wh[1]
+    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * BOX_PADDING
+    return center, scale
+
+
+def last_stack(outputs) -> np.ndarray:
+    """A backend's output as heatmaps [N, K, h, w] float32: the last of a list of stacks, or the array."""
+    if isinstance(outputs, (list, tuple)):
+        outputs = outputs[-1]
+    heatmaps = np.asarray(outputs, dtype=np.float32)
+    if heatmaps.ndim == 5:           # [S, N, K, h, w] stacked outputs
+        heatmaps = heatmaps[-1]
+    if heatmaps.ndim != 4:
+        raise ValueError(f'the backend returned heatmaps of shape {heatmaps.shape}; expected [N, K, h, w] '
+                         '(or a list of them, one per stack).')
+    return heatmaps
+
+
+class PosePredictor:
+    """Keypoints of the people in an image, given their boxes.
+
+    backend: images [N, 3, H, W] float32 (normalised crops) -> heatmaps [N, K, h, w] or a list of them.
+    input_wh, mean, std, color_rgb: the crop size and pixel normalisation the model was trained with.
+    flip_test, shift_heatmap, post_process: as TestConfig. layout: joint flip pairs (K must match).
+    batch_size: people per backend call (the flip test makes a second call of the same size).
+    """
+
+    def __init__(self, backend: Backend, input_wh: Tuple[int, int], mean: Sequence[float], std: Sequence[float],
+                 color_rgb: bool, layout: KeypointLayout, flip_test: bool = True, shift_heatmap: bool = True,
+                 post_process: bool = True, batch_size: int = 32):
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be at least 1; received {batch_size}.')
+        self.backend = backend
+        self.input_wh = (int(input_wh[0]), int(input_wh[1]))
+        self.mean, self.std, self.color_rgb = tuple(mean), tuple(std), bool(color_rgb)
+        self.layout = layout
+        self.flip_test, self.shift_heatmap, self.post_process = flip_test, shift_heatmap, post_process
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_conventions(cls, backend: Backend, conventions, batch_size: Optional[int] = None) -> 'PosePredictor':
+        """From (ModelConfig, DataConfig, TestConfig), e.g. what load_backend returns."""
+        model, data, test = conventions
+        return cls(backend, data.input_wh, data.mean, data.std, data.color_rgb, layout_for(model.num_joints),
+                   flip_test=test.flip_test, shift_heatmap=test.shift_heatmap, post_process=test.post_process,
+                   batch_size=batch_size or test.batch_size)
+
+    def __call__(self, image: np.ndarray, boxes: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """image [H, W, 3] BGR uint8, boxes [M, 4] (x, y, w, h) pixels; None = the whole image is one person.
+
+        Returns keypoints [M, K, 2] (x, y) in 0-based image pixels and scores [M, K] (heatmap maxima).
+        """
+        return self.predict_many([image], [boxes])[0]
+
+    def predict_many(self, images: Sequence[np.ndarray], boxes: Sequence[Optional[np.ndarray]]
+                     ) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """As __call__ for several images at once; the people of all images share backend batches."""
+        if len(images) != len(boxes):
+            raise ValueError(f'{len(images)} images but {len(boxes)} box arrays; give one (or None) per image.')
+        crops, centers, scales, owners = [], [], [], []
+        for i, (image, image_boxes) in enumerate(zip(images, boxes)):
+            for box in self._boxes(image, image_boxes):
+                center, scale = box_to_center_scale(box, self.input_wh)
+                crop, _ = crop_image(image, center, scale, 0, self.input_wh)
+                if self.color_rgb:   # a channel swap commutes with the warp: convert the small crop only
+                    crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+                crops.append(normalize_image(crop, self.mean, self.std))
+                centers.append(center)
+                scales.append(scale)
+                owners.append(i)
+        keypoints = np.zeros((len(crops), self.layout.num_joints, 2), np.float64)
+        scores = np.zeros((len(crops), self.layout.num_joints), np.float32)
+        for start in range(0, len(crops), self.batch_size):
+            end = start + self.batch_size
+            heatmaps = self.predict_heatmaps(np.stack(crops[start:end]))
+            preds, maxvals = get_final_preds(heatmaps, np.stack(centers[start:end]), np.stack(scales[start:end]),
+                                             refine=self.post_process)
+            keypoints[start:end], scores[start:end] = preds, maxvals[..., 0]
+        owners = np.asarray(owners, dtype=np.int64)
+        return [(keypoints[owners == i], scores[owners == i]) for i in range(len(images))]
+
+    def predict_heatmaps(self, crops: np.ndarray) -> np.ndarray:
+        """Heatmaps [N, K, h, w] of normalised crops [N, 3, H, W], averaged with the mirrored crops' when
+        flip_test (as lib/core/engine.predict_heatmaps)."""
+        heatmaps = self._run(crops)
+        if self.flip_test:
+            flipped = self._run(np.ascontiguousarray(crops[:, :, :, ::-1]))
+            heatmaps = 0.5 * (heatmaps + flip_back(flipped, self.layout.flip_pairs, shift=self.shift_heatmap))
+        return heatmaps
+
+    def _run(self, crops: np.ndarray) -> np.ndarray:
+        heatmaps = last_stack(self.backend(crops))
+        if heatmaps.shape[:2] != (crops.shape[0], self.layout.num_joints):
+            raise ValueError(f'the backend returned heatmaps {heatmaps.shape} for {crops.shape[0]} crops; expected '
+                             f'[{crops.shape[0]}, {self.layout.num_joints}, h, w] for the {self.layout.name} layout.')
+        return heatmaps
+
+    @staticmethod
+    def _boxes(image: np.ndarray, boxes: Optional[np.ndarray]) -> np.ndarray:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f'image must be [H, W, 3] uint8 BGR; received {image.dtype} {image.shape}.')
+        if boxes is None:
+            return np.array([[0, 0, image.shape[1], image.shape[0]]], dtype=np.float32)
+        boxes = np.asarray(boxes, dtype=np.float32)
+        if boxes.size == 0:
+            return np.zeros((0, 4), np.float32)
+        if boxes.shape == (4,):
+            boxes = boxes[None]
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f'boxes must be [M, 4] (x, y, w, h); received shape {boxes.shape}.')
+        if np.any(boxes[:, 2:] <= 0):
+            bad = boxes[np.any(boxes[:, 2:] <= 0, axis=1)][0]
+            raise ValueError(f'boxes are (x, y, w, h) with w, h > 0; received {bad.tolist()}.')
+        return boxes
