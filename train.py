@@ -1,12 +1,14 @@
-"""Train a Stacked Hourglass network on MPII (Newell et al., ECCV 2016) with Paddle.
+"""Train a Stacked Hourglass network (Newell et al., ECCV 2016) or SimpleBaselines on MPII or COCO with Paddle.
 
     python train.py --image_size 256 --dataset_root data/mpii
     nohup python -u train.py --image_size 256 --dataset_root data/mpii > hg256.log &
+    python train.py --dataset coco --model pose_resnet_50 --image_size 256x192 --dataset_root data/coco \
+        --pretrained_backbone resnet50.pdparams
     python train.py --resume output/mpii_hourglass8_256x256/checkpoint.pdparams   # continue a run
 
-Every epoch ends with a resumable checkpoint; the model with the best validation Mean (PCKh@0.5,
-flip test) is kept as <run dir>/best_model/model.pdparams. SIGTERM or Ctrl-C saves a checkpoint
-first. See README.md for all flags.
+Every epoch ends with a resumable checkpoint; the model with the best validation score (MPII: Mean, i.e.
+PCKh@0.5; COCO: AP with ground-truth boxes; flip test) is kept as <run dir>/best_model/model.pdparams.
+SIGTERM or Ctrl-C saves a checkpoint first. See README.md for all flags.
 """
 import argparse
 import dataclasses
@@ -23,15 +25,14 @@ warnings.filterwarnings('ignore', message='When training, we now always track')
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from lib.config import PRESETS, TrainConfig, from_dict, preset_config, to_dict
+from lib.config import (DATASET_PRESETS, DEFAULT_ROOTS, PRESETS, TrainConfig, from_dict, image_size_arg,
+                        preset_config, size_name, to_dict)
 from lib.core.engine import Training, TrainState, predict, train_one_epoch
-from lib.core.evaluation import evaluate_predictions, format_table, write_results
+from lib.core.evaluators import build_evaluator
 from lib.core.loss import StackedHeatmapLoss
-from lib.core.metrics import load_mpii_ground_truth
 from lib.core.optim import build_optimizer, build_scheduler
 from lib.core.precision import Precision
-from lib.datasets.loaders import build_mpii_dataset, eval_loader, train_loader
-from lib.datasets.skeletons import MPII
+from lib.datasets.loaders import build_dataset, eval_loader, train_loader
 from lib.models import build_model_from, check_input_size, model_options
 from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, restore_optimizer_state,
                                   save_weights)
@@ -48,23 +49,38 @@ RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every',
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # Unset flags are None, so that a resumed run can tell what the user asked to change.
-    p.add_argument('--model', choices=sorted(PRESETS), help='architecture; its reference recipe (README, '
-                   '"Presets") gives the defaults of the flags below (default hourglass)')
-    p.add_argument('--dataset_root', help='MPII in the HRNet layout (default data/mpii)')
-    p.add_argument('--image_size', type=int, help='square input side: 256 (paper) or 384; a multiple of 64 for hourglass, '
-                   '128 for hourglass52/104, 32 for pose_resnet')
-    p.add_argument('--sigma', type=float, help='Gaussian target sigma in heatmap pixels (default 2, HRNet)')
-    p.add_argument('--scale_factor', type=float, help='scale augmentation: x clip(N(0,1)*sf+1, 1-sf, 1+sf) (default 0.25)')
-    p.add_argument('--rotation_factor', type=float, help='rotation augmentation: clip(N(0,1)*rf, -2rf, 2rf) degrees w.p. 0.6 (default 30)')
+    p.add_argument('--dataset', choices=sorted(DATASET_PRESETS), help='mpii (default) or coco (person keypoints)')
+    p.add_argument('--model', choices=sorted(PRESETS), help='architecture; its reference recipe on the dataset '
+                   '(README, "Presets") gives the defaults of the flags below (default hourglass)')
+    p.add_argument('--dataset_root', help='MPII in the HRNet layout (default data/mpii), or COCO with annotations/ '
+                   'and images/{train2017,val2017}/ or {train2017,val2017}/ (default data/coco)')
+    p.add_argument('--image_size', type=image_size_arg, help='input size: a side (256 = 256x256) or HEIGHTxWIDTH '
+                   'as HRNet names it (256x192 = 192 wide); default 256, COCO 256x192 (hourglass52/104: 256); '
+                   'multiples of 64 for hourglass, 128 for hourglass52/104, 32 for pose_resnet')
+    p.add_argument('--sigma', type=float, help='Gaussian target sigma in heatmap pixels (default 2, HRNet; COCO '
+                   'inputs 384 high: 3)')
+    p.add_argument('--scale_factor', type=float, help='scale augmentation: x clip(N(0,1)*sf+1, 1-sf, 1+sf) '
+                   '(default 0.25; COCO 0.3; hourglass52/104 0.5)')
+    p.add_argument('--rotation_factor', type=float, help='rotation augmentation: clip(N(0,1)*rf, -2rf, 2rf) degrees '
+                   'w.p. 0.6 (default 30; COCO and hourglass52/104 40)')
     p.add_argument('--no_flip', action='store_true', help='no horizontal flip augmentation')
+    p.add_argument('--prob_half_body', type=float, help='half-body crop probability (HRNet PROB_HALF_BODY; default '
+                   '0 = never; COCO hourglass52/104 0.3)')
+    p.add_argument('--num_joints_half_body', type=int, help='half body only when more joints than this are '
+                   'annotated (default 8)')
+    p.add_argument('--use_joints_weight', action=argparse.BooleanOptionalAction, default=None,
+                   help="scale the loss of elbows/knees by 1.2 and wrists/ankles by 1.5 (HRNet "
+                   "USE_DIFFERENT_JOINTS_WEIGHT; COCO's table; default off)")
     p.add_argument('--reduced_decode', action='store_true', help='decode large training images at 1/2, 1/4 or 1/8 '
                    'resolution when the crop is small enough (faster data loading; targets unchanged)')
-    p.add_argument('--train_set', help='annotation file used for training (default train; trainval for the test server)')
-    p.add_argument('--valid_set', help='annotation file used for validation (default valid)')
+    p.add_argument('--train_set', help='annotation file used for training (default train; trainval for the test '
+                   'server; COCO train2017)')
+    p.add_argument('--valid_set', help='annotation file used for validation (default valid; COCO val2017)')
     p.add_argument('--num_stacks', type=int, help='hourglass stacks: 1, 2, 4 or 8 (default 8)')
     p.add_argument('--num_features', type=int, help='hourglass width (default 256)')
     p.add_argument('--output_dir', help='parent folder of runs (default output)')
-    p.add_argument('--run_name', help='run folder name (default mpii_hourglass<S>_<size>x<size>)')
+    p.add_argument('--run_name', help='run folder name (default <dataset>_<model>_<H>x<W>, e.g. '
+                   'mpii_hourglass8_256x256, coco_pose_resnet_50_256x192)')
     p.add_argument('--batch_size', type=int, help='images per iteration (default 16)')
     p.add_argument('--epochs', type=int, help='epochs (default 140)')
     p.add_argument('--optimizer', choices=('rmsprop', 'adam'), help='default rmsprop, as the paper')
@@ -106,15 +122,20 @@ def _given(args, name, default):
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
-    defaults = preset_config(args.model or 'hourglass', dataset_root='data/mpii')
-    size = _given(args, 'image_size', defaults.data.input_wh[0])
-    check_input_size(defaults.model.name, (size, size))
+    dataset = args.dataset or 'mpii'
+    # The preset of (dataset, model) at the requested input size (the references' sigma depends on it).
+    defaults = preset_config(args.model or 'hourglass', dataset_root=DEFAULT_ROOTS[dataset], dataset=dataset,
+                             input_wh=args.image_size)
+    check_input_size(defaults.model.name, defaults.data.input_wh)
     data = dataclasses.replace(
         defaults.data, dataset_root=_given(args, 'dataset_root', defaults.data.dataset_root),
-        input_wh=(size, size), heatmap_wh=(size // 4, size // 4), sigma=_given(args, 'sigma', defaults.data.sigma),
+        sigma=_given(args, 'sigma', defaults.data.sigma),
         scale_factor=_given(args, 'scale_factor', defaults.data.scale_factor),
         rotation_factor=_given(args, 'rotation_factor', defaults.data.rotation_factor),
         flip=not args.no_flip, reduced_decode=args.reduced_decode,
+        prob_half_body=_given(args, 'prob_half_body', defaults.data.prob_half_body),
+        num_joints_half_body=_given(args, 'num_joints_half_body', defaults.data.num_joints_half_body),
+        use_joints_weight=_given(args, 'use_joints_weight', defaults.data.use_joints_weight),
         train_set=_given(args, 'train_set', defaults.data.train_set),
         valid_set=_given(args, 'valid_set', defaults.data.valid_set))
     model = dataclasses.replace(defaults.model, num_stacks=_given(args, 'num_stacks', defaults.model.num_stacks),
@@ -133,8 +154,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def default_run_name(config: TrainConfig) -> str:
-    w, h = config.data.input_wh
-    return f'mpii_{config.model.label}_{w}x{h}'
+    """<dataset>_<model>_<H>x<W>: mpii_hourglass8_256x256, coco_pose_resnet_50_256x192 (HRNet's naming)."""
+    return f'{config.data.dataset}_{config.model.label}_{size_name(config.data.input_wh)}'
 
 
 def resolve_run(args) -> tuple:
@@ -205,24 +226,27 @@ def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, 
     return row
 
 
-def validate_and_keep_best(model, loader, gt, config: TrainConfig, state: TrainState, epoch: int,
+def validate_and_keep_best(model, loader, evaluator, config: TrainConfig, state: TrainState, epoch: int,
                            run_dir: str, logger, precision: Precision, monitor: RunMonitor) -> dict:
-    """Flip-test PCKh on the validation set; the weights with the best Mean go to best_model/."""
-    preds, _ = predict(model, loader, len(loader.dataset), MPII.flip_pairs, config.test, desc='validate',
-                       autocast=precision.eval_autocast,
-                       on_first_batch=lambda batch, heatmaps: monitor.on_validation_batch(batch, heatmaps, epoch))
-    metrics = evaluate_predictions(preds, gt)
-    logger.info('Validation (PCKh, flip test %s):\n%s', 'on' if config.test.flip_test else 'off',
-                format_table(metrics, config.model.label))
-    write_results(os.path.join(run_dir, 'last_eval'), metrics, preds, {'config': to_dict(config)})
-    if metrics['Mean'] > state.best_mean:
-        state.best_mean, state.best_epoch = metrics['Mean'], epoch
+    """Flip-test evaluation of the validation set (MPII PCKh, COCO AP); the weights with the best
+    evaluator.indicator (Mean, AP) go to best_model/. state.best_mean holds that best value."""
+    preds, maxvals = predict(model, loader, len(loader.dataset), evaluator.layout.flip_pairs, config.test,
+                             desc='validate', autocast=precision.eval_autocast,
+                             on_first_batch=lambda batch, heatmaps: monitor.on_validation_batch(batch, heatmaps, epoch))
+    metrics = evaluator.evaluate(preds, maxvals, os.path.join(run_dir, 'last_eval'), {'config': to_dict(config)})
+    logger.info('Validation (%s, flip test %s):\n%s', evaluator.metric_name, 'on' if config.test.flip_test else 'off',
+                evaluator.table(metrics, config.model.label))
+    value = metrics[evaluator.indicator]
+    if value > state.best_mean:
+        state.best_mean, state.best_epoch = value, epoch
         save_weights(model, os.path.join(run_dir, 'best_model', 'model.pdparams'))
-        logger.info('New best Mean %.3f at epoch %d: saved best_model/model.pdparams', state.best_mean, epoch)
-    return metrics
+        logger.info('New best %s %.3f at epoch %d: saved best_model/model.pdparams', evaluator.indicator,
+                    state.best_mean, epoch)
+    return dict(metrics)
 
 
-def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ranks: int, logger):
+def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ranks: int, logger,
+                   indicator: str = 'Mean'):
     """Model, loss, optimizer, schedule and precision, restored from the checkpoint when resuming."""
     model = build_model_from(config.model)
     if config.pretrained_backbone and checkpoint is None:
@@ -238,8 +262,8 @@ def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ra
         restore_optimizer_state(optimizer, model, checkpoint['optimizer'])
         scheduler.set_state_dict(checkpoint['lr_scheduler'])
         state = TrainState(**checkpoint['train_state'])
-        logger.info('Resumed at epoch %d, iteration %d (step %d, best Mean %.3f)',
-                    state.epoch + 1, state.iteration, state.global_step, state.best_mean)
+        logger.info('Resumed at epoch %d, iteration %d (step %d, best %s %.3f)',
+                    state.epoch + 1, state.iteration, state.global_step, indicator, state.best_mean)
     precision = Precision(config.amp, config.amp_level)
     model, optimizer = precision.prepare(model, optimizer)
     # Same seed on every rank gives the same initial weights; DataParallel also broadcasts rank 0's.
@@ -269,17 +293,18 @@ def main(argv=None) -> int:
     random.seed(config.seed)
     np.random.seed(config.seed)
     paddle.seed(config.seed)
-    train_set = build_mpii_dataset(config.data, config.data.train_set, is_train=True)
+    train_set = build_dataset(config.data, config.data.train_set, is_train=True)
     # Validation crops stay exactly HRNet's: reduced decoding is for training only.
-    valid_set = build_mpii_dataset(dataclasses.replace(config.data, reduced_decode=False), config.data.valid_set,
-                                   is_train=False)
-    gt = load_mpii_ground_truth(os.path.join(config.data.dataset_root, 'annot', f'gt_{config.data.valid_set}.mat'))
+    valid_set = build_dataset(dataclasses.replace(config.data, reduced_decode=False), config.data.valid_set,
+                              is_train=False, test=config.test)
+    evaluator = build_evaluator(config.data, config.data.valid_set, valid_set.records, config.test)
     loader = train_loader(train_set, config.batch_size, config.workers, config.seed, num_ranks, rank)
     val_loader = eval_loader(valid_set, config.test.batch_size, config.workers)
     logger.info('Loaded %d training and %d validation samples', len(train_set), len(valid_set))
     epoch_len = len(loader.batch_sampler)
-    model, training, state = build_training(config, checkpoint, epoch_len, num_ranks, logger)
-    monitor = RunMonitor(run_dir, config.data, MPII, config.debug_images, config.use_vdl) if is_main else None
+    model, training, state = build_training(config, checkpoint, epoch_len, num_ranks, logger, evaluator.indicator)
+    monitor = (RunMonitor(run_dir, config.data, train_set.layout, config.debug_images, config.use_vdl)
+               if is_main else None)
     training.on_log = monitor.on_train_log if is_main else None
 
     with GracefulStop() as stop:
@@ -305,7 +330,7 @@ def main(argv=None) -> int:
             if state.epoch >= config.epochs or state.global_step >= training.total_iters or (
                     not row.get('partial') and state.epoch % config.eval_every == 0):
                 if is_main:     # every rank holds the same weights; one validation is enough
-                    row.update(validate_and_keep_best(model, val_loader, gt, config, state, row['epoch'],
+                    row.update(validate_and_keep_best(model, val_loader, evaluator, config, state, row['epoch'],
                                                       run_dir, logger, training.precision, monitor))
                 barrier()
             state.history.append(row)
@@ -315,7 +340,7 @@ def main(argv=None) -> int:
     if num_ranks > 1:
         difference = max_difference_across_ranks(list(model.state_dict().values()))
         logger.info('Weights and statistics on the %d ranks differ by at most %g', num_ranks, difference)
-    logger.info('Done: %d iterations, best Mean %.3f at epoch %d. Weights: %s', state.global_step,
+    logger.info('Done: %d iterations, best %s %.3f at epoch %d. Weights: %s', state.global_step, evaluator.indicator,
                 state.best_mean, state.best_epoch, os.path.join(run_dir, 'best_model', 'model.pdparams'))
     return 0
 

@@ -1,12 +1,22 @@
-r"""Evaluate on MPII validation (PCKh, HRNet protocol): a trained model, saved predictions, or the oracle.
+r"""Evaluate on MPII (PCKh, HRNet protocol) or COCO (keypoint AP, HRNet/SimpleBaselines protocol): a trained
+model, saved predictions, or the oracle.
 
     python val.py --image_size 256 --dataset_root data/mpii \
         --pretrained_model output/mpii_hourglass8_256x256/best_model/model.pdparams
     python val.py --preds_file pred.mat --dataset_root data/mpii       # no model, no images
     python val.py --oracle --image_size 384 --dataset_root data/mpii   # ground truth through the target pipeline
 
-Prints the per-joint table and, last, one `[EVAL] Ankle=... Mean=...` line; writes results.json and
-pred.mat (variable `preds`, [N, 16, 2], 1-based pixels, valid.json order) to --output_dir.
+    python val.py --dataset coco --dataset_root data/coco \
+        --pretrained_model output/coco_pose_resnet_50_256x192/best_model/model.pdparams            # GT boxes
+    python val.py --dataset coco --dataset_root data/coco --pretrained_model ... \
+        --det_file data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json
+    python val.py --dataset coco --preds_file keypoints_val2017_results.json --dataset_root data/coco
+    python val.py --dataset coco --oracle --image_size 256x192 --dataset_root data/coco
+
+Prints the metric table and, last, one `[EVAL] ...` line (MPII: `[EVAL] Ankle=... Mean=...`, COCO:
+`[EVAL] AP=... AP.5=...`). Writes results.json and, for MPII, pred.mat (variable `preds`, [N, 16, 2],
+1-based pixels, valid.json order), for COCO keypoints_<set>_results.json (COCO results format) to
+--output_dir. The dataset, model and input conventions default to the config.json beside the weights.
 """
 import argparse
 import dataclasses
@@ -15,20 +25,23 @@ import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
-from lib.config import PRESETS, ModelConfig, TestConfig, to_dict
-from lib.core.evaluation import (eval_line, evaluate_predictions, format_table, load_predictions,
-                                 oracle_predictions, write_results)
-from lib.core.metrics import load_mpii_ground_truth
-from lib.datasets.mpii import load_mpii_annotations
-from lib.inference.conventions import conventions_for_weights, conventions_from_config
+from lib.config import (DATASET_PRESETS, DEFAULT_ROOTS, PRESETS, ModelConfig, TestConfig, image_size_arg,
+                        preset_config, size_name, to_dict)
+from lib.core.evaluators import build_evaluator, oracle
+from lib.datasets.records import SplitRecords, layout_of, load_split
+from lib.inference.conventions import conventions_from_config, run_config_for
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--dataset_root', default='data/mpii', help='MPII in the HRNet layout')
-    p.add_argument('--valid_set', default='valid', help='annotation file to evaluate (default valid)')
-    p.add_argument('--image_size', type=int, default=None,
-                   help='input side: 256 or 384 (default: from the run\'s config.json, else 256)')
+    p.add_argument('--dataset', choices=sorted(DATASET_PRESETS),
+                   help="mpii or coco (default: the dataset of the run's config.json, else mpii)")
+    p.add_argument('--dataset_root', help='MPII in the HRNet layout (default data/mpii), or COCO with annotations/ '
+                   'and images/<set>/ or <set>/ (default data/coco)')
+    p.add_argument('--valid_set', help='annotation file to evaluate (default valid; COCO val2017)')
+    p.add_argument('--image_size', type=image_size_arg, default=None,
+                   help='input size: a side (256) or HEIGHTxWIDTH (256x192) (default: from the run\'s config.json, '
+                   'else the preset: 256, COCO 256x192)')
     p.add_argument('--pretrained_model', help='.pdparams written by train.py (best_model/model.pdparams)')
     p.add_argument('--model', default=None, choices=sorted(PRESETS),
                    help='architecture (default: from config.json beside the weights, else hourglass)')
@@ -37,75 +50,130 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--no_flip_test', action='store_true', help='turn the flip test off')
     p.add_argument('--no_shift_heatmap', action='store_true', help='flip test without the one-column shift')
     p.add_argument('--no_post_process', action='store_true', help='decode without the quarter-pixel refinement')
-    p.add_argument('--sigma', type=float, default=2.0, help='target sigma for --oracle (default 2)')
+    p.add_argument('--sigma', type=float, default=None, help='target sigma for --oracle (default: the preset\'s, 2; '
+                   'COCO 3 at 384 px high)')
     p.add_argument('--batch_size', type=int, default=32)
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
-    p.add_argument('--output_dir', default='output/val', help='where results.json and pred.mat go')
-    p.add_argument('--preds_file', help='evaluate a saved pred.mat instead of running a model')
+    p.add_argument('--output_dir', default='output/val', help='where results.json and pred.mat (MPII) or '
+                   'keypoints_<set>_results.json (COCO) go')
+    p.add_argument('--preds_file', help='evaluate saved predictions instead of running a model: MPII pred.mat, '
+                   'COCO results JSON (as written by val.py or HRNet; scored as it is, no rescoring or NMS)')
     p.add_argument('--oracle', action='store_true',
                    help='evaluate the ground truth pushed through crop -> target -> decode (no model, no images)')
+    coco = p.add_argument_group('COCO boxes and post-processing (HRNet TEST section)')
+    coco.add_argument('--use_gt_bbox', action='store_true', help='ground-truth person boxes (the default when no '
+                      '--det_file is given)')
+    coco.add_argument('--det_file', help='person detections, a JSON list of {image_id, category_id, bbox, score}, '
+                      'e.g. COCO_val2017_detections_AP_H_56_person.json')
+    coco.add_argument('--image_thre', type=float, default=0.0, help='keep detections with score >= this (default 0.0)')
+    coco.add_argument('--in_vis_thre', type=float, default=0.2,
+                      help='rescoring: box score x mean of the joint scores above this (default 0.2)')
+    coco.add_argument('--oks_thre', type=float, default=0.9, help='OKS-NMS threshold per image (default 0.9)')
     args = p.parse_args(argv)
     modes = sum([bool(args.pretrained_model), bool(args.preds_file), args.oracle])
     if modes != 1:
         p.error('give exactly one of --pretrained_model, --preds_file or --oracle')
+    if args.det_file and args.use_gt_bbox:
+        p.error('give either --use_gt_bbox or --det_file, not both')
+    if args.det_file and not args.pretrained_model:
+        p.error('--det_file boxes are evaluated with a model (--pretrained_model); --oracle needs ground-truth '
+                'boxes and --preds_file holds its poses already')
     return args
 
 
 def conventions(args):
-    """(ModelConfig, DataConfig, TestConfig): flags first, then the config.json beside the weights, then
-    the model's preset. Input normalisation and flip-test conventions travel with the weights."""
-    overrides = {'model': args.model, 'image_size': args.image_size, 'num_stacks': args.num_stacks,
+    """(ModelConfig, DataConfig, TestConfig): flags first, then the config.json beside the weights, then the
+    preset of (dataset, model); data.dataset says which dataset. Input normalisation and flip-test conventions
+    travel with the weights."""
+    saved = run_config_for(args.pretrained_model) if args.pretrained_model else {}
+    saved_data, saved_model = saved.get('data') or {}, saved.get('model') or {}
+    dataset = args.dataset or saved_data.get('dataset') or 'mpii'
+    if args.det_file and dataset != 'coco':
+        raise ValueError(f'--det_file applies to COCO only, but the dataset is {dataset}; add --dataset coco.')
+    root = args.dataset_root or DEFAULT_ROOTS[dataset]
+    name = args.model or saved_model.get('name') or 'hourglass'
+    preset = preset_config(name, root, dataset, args.image_size)
+    image_size = args.image_size
+    if image_size is None and dataset != 'mpii' and 'input_wh' not in saved_data:
+        image_size = preset.data.input_wh        # the conventions module knows MPII's presets only
+    overrides = {'model': args.model, 'image_size': image_size, 'num_stacks': args.num_stacks,
                  'num_features': args.num_features, 'flip_test': False if args.no_flip_test else None,
                  'shift_heatmap': False if args.no_shift_heatmap else None,
                  'post_process': False if args.no_post_process else None, 'batch_size': args.batch_size,
-                 'dataset_root': args.dataset_root, 'valid_set': args.valid_set}
-    if args.pretrained_model:
-        return conventions_for_weights(args.pretrained_model, overrides)
-    return conventions_from_config({}, overrides)
+                 'dataset_root': root, 'valid_set': args.valid_set or preset.data.valid_set}
+    model_cfg, data, test = conventions_from_config(saved, overrides)
+    layout = layout_of(dataset)
+    if dataset == 'coco':
+        model_cfg = dataclasses.replace(model_cfg, num_joints=saved_model.get('num_joints', layout.num_joints))
+        sized = preset_config(model_cfg.name, root, dataset, data.input_wh).data
+        data = dataclasses.replace(sized, input_wh=data.input_wh, heatmap_wh=data.heatmap_wh,
+                                   color_rgb=data.color_rgb, mean=data.mean, std=data.std,
+                                   sigma=saved_data.get('sigma', sized.sigma), valid_set=data.valid_set)
+        test = dataclasses.replace(test, use_gt_bbox=not args.det_file, det_file=args.det_file or '',
+                                   image_thre=args.image_thre, in_vis_thre=args.in_vis_thre, oks_thre=args.oks_thre)
+    if model_cfg.num_joints != layout.num_joints:
+        raise ValueError(f'the model predicts {model_cfg.num_joints} joints, but {dataset} has {layout.num_joints}; '
+                         f'evaluate these weights on the dataset they were trained on (--dataset).')
+    if args.sigma is not None:
+        data = dataclasses.replace(data, sigma=args.sigma)
+    return model_cfg, dataclasses.replace(data, dataset=dataset), test
+
+
+def input_label(dataset: str, input_wh) -> str:
+    """256 for a square MPII input (as before COCO), else HRNet's HxW, e.g. 256x192."""
+    return str(input_wh[0]) if dataset == 'mpii' and input_wh[0] == input_wh[1] else size_name(input_wh)
 
 
 def model_predictions(args, model_cfg: ModelConfig, data, test: TestConfig):
+    """(preds [N, K, 2], name, extra) of the model on data.valid_set (tools/draw_predictions.py uses it)."""
+    preds, _, name, extra = run_model(args, model_cfg, data, test, load_split(data, data.valid_set, test))
+    return preds, name, extra
+
+
+def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: SplitRecords):
+    """(preds [N, K, 2] image pixels, maxvals [N, K, 1], name, extra) of the flip-tested model on `split`."""
     # Paddle is imported here only, so that --preds_file and --oracle start fast.
     from lib.core.engine import predict
-    from lib.datasets.loaders import build_mpii_dataset, eval_loader
-    from lib.datasets.skeletons import MPII
+    from lib.datasets.loaders import eval_loader
+    from lib.datasets.pose_dataset import TopDownPoseDataset
     from lib.models import build_model_from
     from lib.utils.checkpoint import load_weights
     from lib.utils.device import select_device
 
     select_device(args.device)
-    dataset = build_mpii_dataset(dataclasses.replace(data, dataset_root=args.dataset_root), args.valid_set,
-                                 is_train=False)
+    dataset = TopDownPoseDataset(split.records, split.image_dir, split.layout, data, is_train=False)
     model = build_model_from(model_cfg)
     load_weights(model, args.pretrained_model)
     loader = eval_loader(dataset, args.batch_size, args.workers)
-    preds, _ = predict(model, loader, len(dataset), MPII.flip_pairs, test)
-    name = f'{model_cfg.label}_{data.input_wh[0]}'
-    return preds, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
+    preds, maxvals = predict(model, loader, len(dataset), split.layout.flip_pairs, test)
+    name = f'{model_cfg.label}_{input_label(data.dataset, data.input_wh)}'
+    return preds, maxvals, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     model_cfg, data, test = conventions(args)
-    gt = load_mpii_ground_truth(os.path.join(args.dataset_root, 'annot', f'gt_{args.valid_set}.mat'))
     if args.preds_file:
-        preds, name, extra = load_predictions(args.preds_file, gt.num_samples), 'preds_file', {
-            'preds_file': os.path.abspath(args.preds_file)}
-    elif args.oracle:
-        size = args.image_size or 256
-        records = load_mpii_annotations(args.dataset_root, args.valid_set)
-        preds = oracle_predictions(records, (size, size), (size // 4, size // 4), args.sigma,
-                                   refine=test.post_process)
-        name, extra = f'oracle_{size}', {'oracle': {'image_size': size, 'sigma': args.sigma}}
+        evaluator = build_evaluator(data, data.valid_set, [], test)
+        name = 'preds_file'
+        metrics = evaluator.evaluate_file(args.preds_file, args.output_dir, {
+            'preds_file': os.path.abspath(args.preds_file), 'test': to_dict(test)})
     else:
-        preds, name, extra = model_predictions(args, model_cfg, data, test)
-    extra['test'] = to_dict(test)
-    metrics = evaluate_predictions(preds, gt)
-    write_results(args.output_dir, metrics, preds, extra)
-    print(format_table(metrics, name))
-    print(f'Wrote {os.path.join(args.output_dir, "results.json")} and pred.mat')
-    print(eval_line(metrics))
+        split = load_split(data, data.valid_set, test)
+        evaluator = build_evaluator(data, data.valid_set, split.records, test)
+        if args.oracle:
+            preds, maxvals = oracle(split.records, data, refine=test.post_process)
+            size = data.input_wh[0] if data.input_wh[0] == data.input_wh[1] else size_name(data.input_wh)
+            name = f'oracle_{input_label(data.dataset, data.input_wh)}'
+            extra = {'oracle': {'image_size': size, 'sigma': data.sigma}}
+        else:
+            preds, maxvals, name, extra = run_model(args, model_cfg, data, test, split)
+        extra['test'] = to_dict(test)
+        metrics = evaluator.evaluate(preds, maxvals, args.output_dir, extra)
+    print(evaluator.table(metrics, name))
+    print(f'Wrote {os.path.join(args.output_dir, evaluator.files[0])} and {", ".join(evaluator.files[1:])}')
+    print(evaluator.eval_line(metrics))
     return 0
 
 

@@ -1,7 +1,8 @@
 """Run configuration: frozen dataclasses built once in main() and passed down in pieces."""
+import argparse
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Tuple
+from typing import Optional, Tuple
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -10,6 +11,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 @dataclass(frozen=True)
 class DataConfig:
     dataset_root: str
+    dataset: str = 'mpii'           # 'mpii' (HRNet JSON layout) or 'coco' (person_keypoints_*.json)
     train_set: str = 'train'
     valid_set: str = 'valid'
     input_wh: Tuple[int, int] = (256, 256)
@@ -50,6 +52,12 @@ class TestConfig:
     shift_heatmap: bool = True      # HRNet TEST.SHIFT_HEATMAP (SPEC D.3)
     post_process: bool = True       # quarter-pixel refinement (SPEC D.2)
     batch_size: int = 32
+    # COCO only (HRNet's TEST section, SPEC H.2-H.3): boxes and post-processing of the evaluation.
+    use_gt_bbox: bool = True        # ground-truth boxes (HRNet USE_GT_BBOX, validation during training)
+    det_file: str = ''              # person detections [{image_id, category_id, bbox, score}] when not use_gt_bbox
+    image_thre: float = 0.0         # keep detected boxes with score >= this (HRNet's yamls: 0.0)
+    in_vis_thre: float = 0.2        # rescoring: mean of the joint maxvals above this, x box score
+    oks_thre: float = 0.9           # OKS-NMS threshold per image
 
 
 @dataclass(frozen=True)
@@ -82,8 +90,8 @@ class TrainConfig:
     device: str = 'auto'
 
 
-# Each model's reference training recipe; train.py starts from the preset of --model and applies the
-# flags on top. batch_size is per process (GPU): the references' global batch is noted beside it.
+# Each model's reference training recipe, per dataset; train.py starts from the preset of (--dataset, --model)
+# and applies the flags on top. batch_size is per process (GPU): the references' global batch is noted beside it.
 _HRNET_POSE_RESNET_MPII = {
     # HRNet experiments/mpii/resnet*/256x256_d256x3_adam_lr1e-3.yaml: Adam 1e-3 without weight decay,
     # x0.1 after epochs 90 and 120 of 140, 32 per GPU x 4 GPUs; BGR pixels with the RGB ImageNet statistics
@@ -98,25 +106,112 @@ _MMPOSE_HOURGLASS_MPII = {
     'optimizer': 'adam', 'lr': 5e-4, 'warmup_iters': 500, 'warmup_ratio': 0.001, 'epochs': 210,
     'lr_steps': (170, 200), 'batch_size': 64, 'data': {'scale_factor': 0.5, 'rotation_factor': 40.0},
 }
-PRESETS = {
+_NEWELL_HOURGLASS = {
     # Newell et al.: RMSprop 2.5e-4 as the paper; the paper decays on plateaus, we use HRNet's MPII
     # schedule (x0.1 after epochs 90 and 120 of 140), batch 16, HRNet's augmentation and sigma 2.
-    'hourglass': {'model': {'num_stacks': 8, 'num_features': 256}, 'optimizer': 'rmsprop', 'lr': 2.5e-4,
-                  'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 16},
+    'model': {'num_stacks': 8, 'num_features': 256}, 'optimizer': 'rmsprop', 'lr': 2.5e-4,
+    'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 16,
+}
+PRESETS = {   # MPII; the model names are the choices of --model
+    'hourglass': _NEWELL_HOURGLASS,
     'hourglass52': _MMPOSE_HOURGLASS_MPII,
     'hourglass104': _MMPOSE_HOURGLASS_MPII,   # MMPose publishes no MPII recipe for 2 stacks: hourglass52's
     **{f'pose_resnet_{depth}': _HRNET_POSE_RESNET_MPII for depth in (18, 34, 50, 101, 152)},
 }
 
+# COCO person keypoints (SPEC H): 17 joints, train2017 / val2017, HxW inputs (W x H = 192 x 256 is "256x192").
+_COCO = {'model': {'num_joints': 17}, 'data': {'train_set': 'train2017', 'valid_set': 'val2017'}}
+_HRNET_POSE_RESNET_COCO = {
+    # HRNet experiments/coco/resnet/res{50,101,152}_{256x192,384x288}_d256x3_adam_lr1e-3.yaml: Adam 1e-3
+    # without weight decay, x0.1 after epochs 90 and 120 of 140, 32 per GPU x 4 GPUs; BGR with the RGB
+    # ImageNet statistics (COLOR_RGB false); flip, sf 0.3, rf 40, no half body, no joint weights; sigma 2
+    # (3 at 384x288). Test: flip + shift, GT boxes for validation, image_thre 0, in_vis_thre 0.2, oks_thre 0.9.
+    'optimizer': 'adam', 'lr': 1e-3, 'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 32,
+    'data': {'input_wh': (192, 256), 'color_rgb': False, 'scale_factor': 0.3, 'rotation_factor': 40.0,
+             'prob_half_body': 0.0},
+}
+_MMPOSE_HOURGLASS_COCO = {
+    # MMPose 0.x hourglass52_coco_256x256 (= 1.x td-hm_hourglass52_8xb32-210e_coco-256x256): Adam 5e-4, linear
+    # warm-up over 500 iterations from 0.001, x0.1 after epochs 170 and 200 of 210, 32 per GPU x 8 GPUs; RGB;
+    # flip, half body (p 0.3, more than 8 joints), rf 40, sf 0.5; sigma 2 (3 at 384x384).
+    **_MMPOSE_HOURGLASS_MPII, 'batch_size': 32,
+    'data': {'input_wh': (256, 256), 'scale_factor': 0.5, 'rotation_factor': 40.0, 'prob_half_body': 0.3,
+             'num_joints_half_body': 8},
+}
+_NEWELL_HOURGLASS_COCO = {
+    # No reference recipe: Newell's MPII optimiser and schedule (above) with SimpleBaselines' COCO augmentation
+    # (flip, sf 0.3, rf 40, no half body), RGB, 256x192 input (multiples of 64), sigma 2.
+    **_NEWELL_HOURGLASS,
+    'data': {'input_wh': (192, 256), 'scale_factor': 0.3, 'rotation_factor': 40.0, 'prob_half_body': 0.0},
+}
+COCO_PRESETS = {
+    'hourglass': _NEWELL_HOURGLASS_COCO,
+    'hourglass52': _MMPOSE_HOURGLASS_COCO,
+    'hourglass104': _MMPOSE_HOURGLASS_COCO,   # MMPose publishes no COCO recipe for 2 stacks: hourglass52's
+    # HRNet publishes 50, 101 and 152; 18 and 34 take the same recipe.
+    **{f'pose_resnet_{depth}': _HRNET_POSE_RESNET_COCO for depth in (18, 34, 50, 101, 152)},
+}
+DATASET_PRESETS = {'mpii': PRESETS, 'coco': COCO_PRESETS}
+DATASET_DEFAULTS = {'mpii': {}, 'coco': _COCO}   # applied before the model's preset
+DEFAULT_ROOTS = {'mpii': 'data/mpii', 'coco': 'data/coco'}
+# The references' sigma for their larger inputs: HRNet's 384x288 and MMPose's 384x384 COCO configs use 3.
+SIGMA_BY_INPUT_HEIGHT = {'mpii': {}, 'coco': {384: 3.0}}
 
-def preset_config(model_name: str, dataset_root: str) -> TrainConfig:
-    """The TrainConfig of a model's reference recipe (PRESETS), before any command-line override."""
-    if model_name not in PRESETS:
-        raise ValueError(f'no preset for model {model_name!r}; presets exist for {sorted(PRESETS)}.')
-    preset = PRESETS[model_name]
-    data = dataclasses.replace(DataConfig(dataset_root=dataset_root), **preset.get('data', {}))
+
+def parse_image_size(text) -> Tuple[int, int]:
+    """'256' -> (256, 256); '256x192' (HRNet's naming: height x width) -> input_wh (192, 256)."""
+    parts = str(text).lower().split('x')
+    try:
+        sides = [int(part) for part in parts]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) <= 0:
+        raise ValueError(f'image size {text!r} is not a side or HEIGHTxWIDTH; use e.g. 256 (square) or 256x192 '
+                         '(256 high, 192 wide, as HRNet names its COCO inputs).')
+    height, width = (sides[0], sides[0]) if len(sides) == 1 else sides
+    return width, height
+
+
+def image_size_arg(text: str) -> Tuple[int, int]:
+    """argparse type of --image_size: parse_image_size with argparse's error."""
+    try:
+        return parse_image_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def size_name(input_wh) -> str:
+    """HRNet's name of an input size: height x width, e.g. 256x192."""
+    return f'{input_wh[1]}x{input_wh[0]}'
+
+
+def _merge(*parts: dict) -> dict:
+    merged = {}
+    for part in parts:
+        for key, value in part.items():
+            merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
+
+
+def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',
+                  input_wh: Optional[Tuple[int, int]] = None) -> TrainConfig:
+    """The TrainConfig of a model's reference recipe on `dataset` (DATASET_PRESETS), before any command-line
+    override. input_wh (width, height) replaces the preset's input size (heatmaps a quarter of it) and picks the
+    references' sigma for that size."""
+    if dataset not in DATASET_PRESETS:
+        raise ValueError(f'unknown dataset {dataset!r}; choose one of {sorted(DATASET_PRESETS)}.')
+    table = DATASET_PRESETS[dataset]
+    if model_name not in table:
+        raise ValueError(f'no {dataset} preset for model {model_name!r}; presets exist for {sorted(table)}.')
+    preset = _merge(DATASET_DEFAULTS[dataset], table[model_name])
+    data = dataclasses.replace(DataConfig(dataset_root=dataset_root, dataset=dataset), **preset.get('data', {}))
+    wh = tuple(input_wh) if input_wh is not None else data.input_wh
+    data = dataclasses.replace(data, input_wh=wh, heatmap_wh=(wh[0] // 4, wh[1] // 4),
+                               sigma=SIGMA_BY_INPUT_HEIGHT[dataset].get(wh[1], data.sigma))
     model = dataclasses.replace(ModelConfig(name=model_name), **preset.get('model', {}))
-    return TrainConfig(data=data, model=model, **{k: v for k, v in preset.items() if k not in ('data', 'model')})
+    test = dataclasses.replace(TestConfig(), **preset.get('test', {}))
+    return TrainConfig(data=data, model=model, test=test,
+                       **{k: v for k, v in preset.items() if k not in ('data', 'model', 'test')})
 
 
 def to_dict(config) -> dict:

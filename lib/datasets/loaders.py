@@ -1,11 +1,13 @@
 """Dataset and loader builders shared by train.py and val.py."""
 import os
+from typing import Optional
 
 from paddle.io import BatchSampler, DataLoader
 
-from lib.config import DataConfig
+from lib.config import DataConfig, TestConfig
 from lib.datasets.mpii import load_mpii_annotations
 from lib.datasets.pose_dataset import TopDownPoseDataset
+from lib.datasets.records import load_split
 from lib.datasets.sampler import SeededBatchSampler
 from lib.datasets.skeletons import MPII
 
@@ -13,6 +15,14 @@ from lib.datasets.skeletons import MPII
 def build_mpii_dataset(config: DataConfig, image_set: str, is_train: bool) -> TopDownPoseDataset:
     records = load_mpii_annotations(config.dataset_root, image_set)
     return TopDownPoseDataset(records, os.path.join(config.dataset_root, 'images'), MPII, config, is_train)
+
+
+def build_dataset(config: DataConfig, image_set: str, is_train: bool,
+                  test: Optional[TestConfig] = None) -> TopDownPoseDataset:
+    """The TopDownPoseDataset of config.dataset (mpii or coco); `test` chooses COCO's evaluation boxes
+    (ground truth, or test.det_file when not test.use_gt_bbox), see lib.datasets.records.load_split."""
+    split = load_split(config, image_set, None if is_train else test)
+    return TopDownPoseDataset(split.records, split.image_dir, split.layout, config, is_train)
 
 
 def train_loader(dataset: TopDownPoseDataset, batch_size: int, workers: int, seed: int,
