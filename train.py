@@ -303,7 +303,8 @@ def main(argv=None) -> int:
     logger.info('Loaded %d training and %d validation samples', len(train_set), len(valid_set))
     epoch_len = len(loader.batch_sampler)
     model, training, state = build_training(config, checkpoint, epoch_len, num_ranks, logger, evaluator.indicator)
-    monitor = (RunMonitor(run_dir, config.data, train_set.layout, config.debug_images, config.use_vdl)
+    monitor = (RunMonitor(run_dir, config.data, train_set.layout, config.debug_images, config.use_vdl,
+                           evaluator.indicator)
                if is_main else None)
     training.on_log = monitor.on_train_log if is_main else None
 

@@ -15,22 +15,20 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings('ignore', message='No ccache found')
 
-import dataclasses  # noqa: E402
-
 import numpy as np  # noqa: E402
 
 from lib.config import PRESETS, preset_config  # noqa: E402
-from lib.datasets.loaders import build_mpii_dataset  # noqa: E402
-from lib.datasets.skeletons import MPII  # noqa: E402
+from lib.datasets.loaders import build_dataset  # noqa: E402
 from lib.utils.debug_images import save_batch_debug  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--dataset_root', required=True)
-    p.add_argument('--image_set', default='train')
+    p.add_argument('--dataset', choices=('mpii', 'coco'), default='mpii')
+    p.add_argument('--image_set', help='default: train (MPII) or train2017 (COCO)')
     p.add_argument('--model', default='hourglass', choices=sorted(PRESETS), help='preset whose pipeline to use')
-    p.add_argument('--image_size', type=int, default=256)
+    p.add_argument('--image_size', type=int, default=None, help='square input side (default: the preset\'s)')
     p.add_argument('--num', type=int, default=16, help='samples to draw (at most 16 per picture)')
     p.add_argument('--epoch', type=int, default=0, help='augmentation draw of this epoch')
     p.add_argument('--seed', type=int, default=0)
@@ -41,14 +39,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    size = args.image_size
-    data = dataclasses.replace(preset_config(args.model, args.dataset_root).data, input_wh=(size, size),
-                               heatmap_wh=(size // 4, size // 4))
-    dataset = build_mpii_dataset(data, args.image_set, is_train=not args.no_augmentation)
+    input_wh = (args.image_size, args.image_size) if args.image_size else None
+    data = preset_config(args.model, args.dataset_root, args.dataset, input_wh).data
+    image_set = args.image_set or data.train_set
+    dataset = build_dataset(data, image_set, is_train=not args.no_augmentation)
     count = min(args.num, len(dataset))
     samples = [dataset[(i, args.seed, args.epoch)] for i in range(count)]
     batch = {key: np.stack([s[key] for s in samples]) for key in ('image', 'joints', 'joints_vis', 'target')}
-    save_batch_debug(args.output_dir, 'samples', batch, batch['target'], data, MPII, ('gt', 'hm_gt'))
+    save_batch_debug(args.output_dir, 'samples', batch, batch['target'], data, dataset.layout, ('gt', 'hm_gt'))
     print(f'wrote {os.path.join(args.output_dir, "samples_gt.jpg")} and samples_hm_gt.jpg ({count} samples)')
 
 

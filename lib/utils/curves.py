@@ -39,10 +39,11 @@ def _panel(title: str, epochs: Sequence[float], values: Sequence[float], color, 
     return panel
 
 
-def draw_curves(history: List[dict], path: str) -> None:
-    """history: the run's rows ({'epoch', 'loss', 'lr', 'Mean' when validated, ...})."""
+def draw_curves(history: List[dict], path: str, indicator: str = 'Mean') -> None:
+    """history: the run's rows ({'epoch', 'loss', 'lr', and the validation metrics when validated});
+    `indicator` is the validation metric to plot (Mean = PCKh@0.5 for MPII, AP for COCO)."""
     epochs = [row['epoch'] for row in history]
     panels = [_panel('training loss', epochs, [row.get('loss') for row in history], (200, 80, 0), log_scale=True),
               _panel('learning rate', epochs, [row.get('lr') for row in history], (0, 140, 0), log_scale=True),
-              _panel('validation Mean (PCKh@0.5)', epochs, [row.get('Mean') for row in history], (0, 0, 200))]
+              _panel(f'validation {indicator}', epochs, [row.get(indicator) for row in history], (0, 0, 200))]
     cv2.imwrite(path, np.hstack(panels))

@@ -10,8 +10,9 @@ from lib.utils.debug_images import save_batch_debug
 
 class RunMonitor:
     def __init__(self, run_dir: str, data_config, layout: KeypointLayout, debug_images: Sequence[str] = (),
-                 use_vdl: bool = False):
+                 use_vdl: bool = False, indicator: str = 'Mean'):
         self.run_dir = run_dir
+        self.indicator = indicator      # the validation metric that selects the best model
         self.data_config = data_config
         self.layout = layout
         self.debug_images = tuple(debug_images)
@@ -43,7 +44,8 @@ class RunMonitor:
                              self.data_config, self.layout, self.debug_images)
 
     def on_epoch_end(self, history, state) -> None:
-        draw_curves(history, os.path.join(self.run_dir, 'curves.png'))
-        if self.vdl is not None and history and 'Mean' in history[-1]:
-            for name in ('Mean', 'Mean@0.1', 'Head', 'Wrist', 'Ankle'):
-                self.vdl.add_scalar(f'val/{name}', history[-1][name], state.global_step)
+        draw_curves(history, os.path.join(self.run_dir, 'curves.png'), self.indicator)
+        if self.vdl is not None and history and self.indicator in history[-1]:
+            for name, value in history[-1].items():     # every validation metric of the epoch
+                if name not in ('epoch', 'loss', 'lr', 'seconds', 'partial') and isinstance(value, float):
+                    self.vdl.add_scalar(f'val/{name}', value, state.global_step)
