@@ -1,0 +1,168 @@
+"""Backends for the model folder export.py writes: Paddle Inference (oneDNN on CPU) and ONNX Runtime.
+
+Both map normalised crops [N, 3, H, W] float32 to the last stack's heatmaps [N, K, h, w] float32 (N is
+free), and carry the folder's conventions: `conventions` is (ModelConfig, DataConfig, TestConfig) as
+lib.inference.conventions reads them from inference.json, `inference_config` the file's raw contents.
+"""
+import json
+import os
+from typing import Optional, Tuple
+
+import numpy as np
+
+from lib.inference.conventions import EXPORTED_CONFIG_NAME, conventions_from_config
+
+PADDLE_MODEL_FILES = ('model.json', 'model.pdmodel')   # Paddle 3.x (PIR) writes .json; the old IR .pdmodel
+PADDLE_PARAMS_FILE = 'model.pdiparams'
+ONNX_FILE = 'model.onnx'
+EXPORT_COMMAND = 'python export.py --pretrained_model <run>/best_model/model.pdparams --onnx --output_dir {dir}'
+
+
+def _expected_files(model_dir: str) -> str:
+    return (f'{EXPORTED_CONFIG_NAME} (conventions), {PADDLE_MODEL_FILES[0]} + {PADDLE_PARAMS_FILE} (Paddle '
+            f'Inference; {PADDLE_MODEL_FILES[1]} from the old IR) and {ONNX_FILE} (ONNX Runtime, export with --onnx). '
+            f'Write them with: {EXPORT_COMMAND.format(dir=model_dir)}')
+
+
+def read_inference_config(model_dir: str) -> dict:
+    """The parsed <model_dir>/inference.json; FileNotFoundError naming the expected files when missing."""
+    path = os.path.join(model_dir, EXPORTED_CONFIG_NAME)
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f'exported model folder not found: {model_dir}. Expected a folder holding '
+                                + _expected_files(model_dir))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path} not found; an exported model folder holds ' + _expected_files(model_dir))
+    with open(path) as f:
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f'{path} is not valid JSON ({error}); re-export the model: '
+                             + EXPORT_COMMAND.format(dir=model_dir)) from None
+    missing = [key for key in ('model', 'data', 'test') if not isinstance(values.get(key), dict)]
+    if missing:
+        raise ValueError(f'{path} lacks the section(s) {missing}; export.py writes model, data, test, num_joints '
+                         'and files. Re-export the model: ' + EXPORT_COMMAND.format(dir=model_dir))
+    return values
+
+
+def paddle_model_files(model_dir: str, inference_config: dict) -> Tuple[str, str]:
+    """(program file, parameters file) of the Paddle inference model in model_dir: those inference.json
+    names under `files`, else the first of PADDLE_MODEL_FILES present."""
+    files = inference_config.get('files') or {}
+    names = [files['paddle_model']] if 'paddle_model' in files else list(PADDLE_MODEL_FILES)
+    programs = [os.path.join(model_dir, name) for name in names if os.path.isfile(os.path.join(model_dir, name))]
+    params = os.path.join(model_dir, files.get('paddle_params', PADDLE_PARAMS_FILE))
+    if not programs or not os.path.isfile(params):
+        raise FileNotFoundError(f'no Paddle inference model in {model_dir} (found {sorted(os.listdir(model_dir))}); '
+                                'expected ' + _expected_files(model_dir))
+    return programs[0], params
+
+
+def check_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """images as a C-contiguous float32 [N, 3, H, W] array; ValueError naming the shape otherwise."""
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[1:] != (3, height, width) or images.shape[0] < 1:
+        raise ValueError(f'the exported model takes images [N, 3, H, W] = [N, 3, {height}, {width}] float32; '
+                         f'received shape {tuple(images.shape)}. Crop and resize to W x H = {width} x {height} '
+                         '(the input_wh of inference.json), channels first, and add the batch axis.')
+    return images
+
+
+class PaddleInferenceBackend:
+    """paddle.inference predictor of <model_dir>/model.json (or .pdmodel) + model.pdiparams.
+
+    device: 'cpu' (oneDNN when mkldnn, `threads` math-library threads, default all usable cores),
+    'gpu' (enable_use_gpu) or 'auto' (gpu when this Paddle build sees a CUDA device). `onednn` tells
+    whether the predictor runs with oneDNN.
+    """
+
+    def __init__(self, model_dir: str, device: str = 'cpu', mkldnn: bool = True, threads: Optional[int] = None):
+        from paddle import inference
+
+        from lib.utils.device import gpu_available
+
+        self.inference_config = read_inference_config(model_dir)
+        self.conventions = conventions_from_config(self.inference_config)
+        self.width, self.height = self.conventions.data.input_wh   # traced with this size
+        program, params = paddle_model_files(model_dir, self.inference_config)
+        if device not in ('auto', 'cpu', 'gpu'):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'gpu'; received {device!r}.")
+        if device == 'gpu' and not gpu_available():
+            raise RuntimeError('device gpu was asked for, but this Paddle build sees no CUDA device. Install '
+                               'paddlepaddle-gpu matching your CUDA version, or use device cpu.')
+        self.device = 'gpu' if device == 'gpu' or (device == 'auto' and gpu_available()) else 'cpu'
+        config = inference.Config(program, params)
+        if self.device == 'gpu':
+            config.enable_use_gpu(256, 0)   # initial memory pool (MB), device 0
+        else:
+            config.disable_gpu()
+            # oneDNN kernels and their conv + BN / activation fusions. Paddle 3.3's Config starts with
+            # oneDNN on, so False has to switch it off explicitly.
+            if mkldnn:
+                config.enable_mkldnn()
+            else:
+                config.disable_mkldnn()
+            config.set_cpu_math_library_num_threads(threads or len(os.sched_getaffinity(0)))
+        config.switch_ir_optim(True)
+        config.disable_glog_info()
+        self.onednn = self.device == 'cpu' and config.mkldnn_enabled()
+        self.predictor = inference.create_predictor(config)
+        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] float32 of the last stack."""
+        images = check_images(images, self.height, self.width)
+        self.input.reshape(list(images.shape))
+        self.input.copy_from_cpu(images)
+        self.predictor.run()
+        return self.output.copy_to_cpu().astype(np.float32, copy=False)
+
+
+class OnnxRuntimeBackend:
+    """onnxruntime.InferenceSession of <model_dir>/model.onnx.
+
+    device: 'cpu' (CPUExecutionProvider), 'gpu' (CUDAExecutionProvider, then CPU for unsupported ops) or
+    'auto' (CUDA when onnxruntime offers it). threads: intra-op threads (default: onnxruntime's choice).
+    """
+
+    def __init__(self, model_dir: str, device: str = 'cpu', threads: Optional[int] = None):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ImportError('the onnxruntime backend needs onnxruntime: pip install onnxruntime (CPU) or '
+                              'pip install onnxruntime-gpu (CUDA).') from None
+        self.inference_config = read_inference_config(model_dir)
+        self.conventions = conventions_from_config(self.inference_config)
+        self.width, self.height = self.conventions.data.input_wh   # traced with this size
+        files = self.inference_config.get('files')
+        name = files.get('onnx') if files is not None else ONNX_FILE
+        if name is None:
+            raise FileNotFoundError(f'{model_dir} holds no ONNX model: it was exported without --onnx (its '
+                                    f'inference.json lists {sorted(files.values())}). Re-export with: '
+                                    + EXPORT_COMMAND.format(dir=model_dir))
+        path = os.path.join(model_dir, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'{path} not found, though inference.json lists it (the folder holds '
+                                    f'{sorted(os.listdir(model_dir))}). Copy the whole folder export.py wrote, '
+                                    'or re-export with: ' + EXPORT_COMMAND.format(dir=model_dir))
+        if device not in ('auto', 'cpu', 'gpu'):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'gpu'; received {device!r}.")
+        available = onnxruntime.get_available_providers()
+        if device == 'gpu' and 'CUDAExecutionProvider' not in available:
+            raise RuntimeError(f'device gpu was asked for, but onnxruntime offers only {available}. Install '
+                               'onnxruntime-gpu (pip install onnxruntime-gpu) matching your CUDA, or use device cpu.')
+        use_cuda = device == 'gpu' or (device == 'auto' and 'CUDAExecutionProvider' in available)
+        self.device = 'gpu' if use_cuda else 'cpu'
+        providers = (['CUDAExecutionProvider'] if use_cuda else []) + ['CPUExecutionProvider']
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3   # errors only: paddle2onnx graphs trigger "removing unused initializer" warnings
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] float32 of the last stack."""
+        images = check_images(images, self.height, self.width)
+        return self.session.run(None, {self.input_name: images})[0].astype(np.float32, copy=False)
