@@ -18,3 +18,10 @@ def require_real_mpii() -> str:
 # A hourglass small enough for CPU tests: 1 stack, 16 features, 64 px input (16 px heatmaps).
 TINY_TRAIN_ARGS = ['--image_size', '64', '--num_stacks', '1', '--num_features', '16', '--batch_size', '4',
                    '--workers', '0', '--log_every', '1', '--val_batch_size', '8', '--device', 'cpu']
+
+
+def require(path: str) -> str:
+    """`path` inside the shared data, or skip saying where it was looked for."""
+    if not os.path.exists(path):
+        pytest.skip(f'shared data not found: {path}; set POSE_SHARED_DATA to the shared data folder')
+    return path

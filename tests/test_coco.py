@@ -13,7 +13,7 @@ from lib.datasets.coco import (COCO_JOINTS_WEIGHT, coco_files, joints_weight_for
                                load_detection_boxes, parse_coco_keypoints, sanitize_box, xywh_to_center_scale)
 from lib.datasets.half_body import half_body_transform, random_half_body, upper_body_ids
 from lib.datasets.skeletons import COCO, MPII
-from tests.helpers import SHARED_DATA
+from tests.helpers import SHARED_DATA, require
 
 COCO_MINI = os.path.join(SHARED_DATA, 'coco', 'coco_mini')
 MMPOSE_COCO = os.path.join(SHARED_DATA, 'coco', 'mmpose_tests')
@@ -23,15 +23,6 @@ TEST_DET_JSON = os.path.join(MMPOSE_COCO, 'test_coco_det_AP_H_56.json')
 INPUT_WH, HEATMAP_WH = (192, 256), (48, 64)
 
 
-def require(path: str) -> str:
-    if not os.path.exists(path):
-        pytest.skip(f'shared COCO data not found: {path}; set POSE_SHARED_DATA to the shared data folder')
-    return path
-
-
-@pytest.fixture(scope='module')
-def pycocotools():
-    return pytest.importorskip('pycocotools.cocoeval', reason='pycocotools is not installed (pip install pycocotools)')
 
 
 def gt_poses(records):

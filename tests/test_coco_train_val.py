@@ -12,7 +12,7 @@ import pytest
 import train
 import val
 from lib.config import parse_image_size, preset_config
-from tests.helpers import SHARED_DATA
+from tests.helpers import SHARED_DATA, require
 
 COCO_MINI = os.path.join(SHARED_DATA, 'coco', 'coco_mini')
 MMPOSE_COCO = os.path.join(SHARED_DATA, 'coco', 'mmpose_tests')
@@ -22,15 +22,6 @@ STATS = ['AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75', '
 CPU = ['--workers', '0', '--device', 'cpu']
 
 
-def require(path: str) -> str:
-    if not os.path.exists(path):
-        pytest.skip(f'shared COCO data not found: {path}; set POSE_SHARED_DATA to the shared data folder')
-    return path
-
-
-@pytest.fixture(scope='module')
-def pycocotools():
-    return pytest.importorskip('pycocotools.cocoeval', reason='pycocotools is not installed (pip install pycocotools)')
 
 
 def run_val(capsys, *args):

@@ -1,6 +1,5 @@
 """princeton-vl checkpoint conversion (tools/convert_weights.py, lib/convert): a PyTorch PoseNet with the
 reference's parameter names, saved as its train.py saves, converted and run in Paddle: same heatmaps."""
-import importlib.util
 import json
 import os
 import sys
@@ -17,18 +16,10 @@ from lib.convert import convert_state  # noqa: E402
 from lib.models import build_model  # noqa: E402
 from lib.utils.checkpoint import check_state_dict, load_weights  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 FORMAT = 'princeton_hourglass'
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('convert_weights', REPO / 'tools' / 'convert_weights.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+from tools import convert_weights as tool  # noqa: E402
 
 
 # --- princeton-vl's PoseNet, re-implemented from models/layers.py and models/posenet.py: same module

@@ -4,7 +4,6 @@ ImageNet backbone loading (lib/models/pretrained.py).
 Each source model is re-implemented below in PyTorch with the reference's module names and nesting (hence
 its state-dict keys), randomised including the BatchNorm statistics, saved as the reference saves it,
 converted, and run on the same input in both frameworks: the outputs must agree to 1e-4 relative."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,19 +21,11 @@ from lib.models import build_model  # noqa: E402
 from lib.models.pretrained import backbone_state, load_backbone  # noqa: E402
 from lib.utils.checkpoint import load_weights  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4
 IMAGENET = {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('convert_weights', REPO / 'tools' / 'convert_weights.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+from tools import convert_weights as tool  # noqa: E402
 
 
 # --- torchvision / HRNet / MMPose ResNet: torchvision's names (conv1, bn1, layer*, downsample.0/.1, fc)
