@@ -3,7 +3,6 @@ reference's parameter names, saved as its train.py saves, converted and run in P
 import json
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import paddle

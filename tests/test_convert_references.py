@@ -5,7 +5,6 @@ Each source model is re-implemented below in PyTorch with the reference's module
 its state-dict keys), randomised including the BatchNorm statistics, saved as the reference saves it,
 converted, and run on the same input in both frameworks: the outputs must agree to 1e-4 relative."""
 import json
-from pathlib import Path
 
 import numpy as np
 import paddle
