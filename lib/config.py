@@ -51,6 +51,7 @@ class TestConfig:
     flip_test: bool = True
     shift_heatmap: bool = True      # HRNet TEST.SHIFT_HEATMAP (SPEC D.3)
     post_process: bool = True       # quarter-pixel refinement (SPEC D.2)
+    decode_offset: float = 0.0      # heatmap pixels added when decoding; 0.5 for princeton-vl's weights
     batch_size: int = 32
     # COCO only (HRNet's TEST section, SPEC H.2-H.3): boxes and post-processing of the evaluation.
     use_gt_bbox: bool = True        # ground-truth boxes (HRNet USE_GT_BBOX, validation during training)

@@ -196,7 +196,7 @@ def test_cli_writes_weights_and_config_with_the_reference_conventions(two_stacks
     assert config['model'] == {'name': 'hourglass', 'num_stacks': 2, 'num_features': 256, 'num_joints': 16}
     assert config['data'] == {'input_wh': [256, 256], 'heatmap_wh': [64, 64], 'sigma': 1.0, 'color_rgb': True,
                               'mean': [0, 0, 0], 'std': [1, 1, 1]}
-    assert config['test'] == {'shift_heatmap': False}
+    assert config['test'] == {'shift_heatmap': False, 'decode_offset': 0.5}
     source = config['converted_from']
     assert source['format'] == FORMAT and source['source'] == os.path.abspath(path)
     assert source['sha256'] == tool.sha256_of(path) and source['weights'] == 'model.pdparams'

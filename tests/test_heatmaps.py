@@ -190,3 +190,13 @@ def test_codec_round_trip_recovers_joints_to_half_a_heatmap_pixel():
     assert np.all(np.abs(preds[0] - joints) <= 0.5 * stride + 1e-4)
     assert_allclose(preds[0], stride * np.floor(joints / stride + 0.5), atol=1e-4)
     assert_allclose(preds[0, :2], [[4.0, 8.0], [0.0, 128.0]], atol=1e-4)
+
+
+def test_decode_offset_moves_both_coordinates_by_that_many_heatmap_pixels():
+    """princeton-vl draws targets at the truncated joint and adds 0.5 when decoding (SPEC C.5, D.2)."""
+    heatmaps = np.zeros((1, 1, 64, 64), np.float32)
+    heatmaps[0, 0, 30, 20] = 1.0                      # no neighbours: no quarter-pixel shift
+    center, scale = np.array([[500.0, 400.0]]), np.array([[2.5, 2.5]])
+    plain, _ = get_final_preds(heatmaps, center, scale)
+    shifted, _ = get_final_preds(heatmaps, center, scale, offset=0.5)
+    np.testing.assert_allclose(shifted - plain, 0.5 * 500 / 64)   # 0.5 px x (200 * 2.5 / 64) image px

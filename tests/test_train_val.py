@@ -204,7 +204,7 @@ def test_val_takes_input_and_test_conventions_stored_with_the_weights(smoke_run,
     shutil.copy(os.path.join(smoke_run, 'best_model', 'model.pdparams'), folder / 'model.pdparams')
     saved = json.load(open(os.path.join(smoke_run, 'config.json')))
     saved['data'].update(mean=[0, 0, 0], std=[1, 1, 1])
-    saved['test'] = {'shift_heatmap': False}
+    saved['test'] = {'shift_heatmap': False, 'decode_offset': 0.5}
     json.dump(saved, open(folder / 'config.json', 'w'))
     assert val.main(['--pretrained_model', str(folder / 'model.pdparams'), '--dataset_root', data_root,
                      '--output_dir', str(tmp_path / 'out'), '--workers', '0', '--device', 'cpu']) == 0
@@ -212,6 +212,7 @@ def test_val_takes_input_and_test_conventions_stored_with_the_weights(smoke_run,
     assert results['data']['mean'] == [0, 0, 0] and results['data']['std'] == [1, 1, 1]
     assert results['data']['input_wh'] == [64, 64] and results['model']['num_features'] == 16
     assert results['test']['shift_heatmap'] is False and results['test']['flip_test'] is True
+    assert results['test']['decode_offset'] == 0.5
 
 
 def test_run_pictures_curves_and_debug_images(data_root, tmp_path):

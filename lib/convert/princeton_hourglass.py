@@ -33,12 +33,13 @@ DEPTH = 4           # PoseNet builds Hourglass(4, inp_dim) whatever its config s
 STEM_WIDTH = 128    # PoseNet's stem is Residual(64, 128) ... Residual(128, inp_dim), fixed
 
 # What a converted princeton-vl model was trained with, written to config.json beside the weights:
-# RGB in [0, 1] without mean/std (data/MPII/dp.py), sigma 1 targets, flip test without HRNet's heatmap
+# RGB in [0, 1] without mean/std (data/MPII/dp.py), sigma 1 targets drawn at the truncated joint position,
+# so its test code adds 0.5 heatmap pixel when decoding (SPEC C.5, D.2), flip test without HRNet's heatmap
 # shift (test.py), 256 px crops and 64 px heatmaps (task/pose.py).
 CONVENTIONS = {
     'data': {'input_wh': [256, 256], 'heatmap_wh': [64, 64], 'sigma': 1.0, 'color_rgb': True,
              'mean': [0.0, 0.0, 0.0], 'std': [1.0, 1.0, 1.0]},
-    'test': {'shift_heatmap': False},
+    'test': {'shift_heatmap': False, 'decode_offset': 0.5},
 }
 
 

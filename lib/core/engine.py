@@ -160,7 +160,7 @@ def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int
         if on_first_batch is not None and not seen.any():
             on_first_batch(batch, heatmaps)
         batch_preds, batch_maxvals = get_final_preds(heatmaps, batch['center'].numpy(), batch['scale'].numpy(),
-                                                     refine=test.post_process)
+                                                     refine=test.post_process, offset=test.decode_offset)
         if preds is None:
             preds = np.zeros((num_samples,) + batch_preds.shape[1:], dtype=np.float64)
             maxvals = np.zeros((num_samples,) + batch_maxvals.shape[1:], dtype=np.float32)

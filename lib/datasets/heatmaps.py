@@ -93,14 +93,18 @@ def heatmap_to_image_coords(coords: np.ndarray, center: Sequence[float], scale: 
 
 
 def get_final_preds(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                    refine: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+                    refine: bool = True, offset: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
     """Decode heatmaps [N, K, h, w] of crops (centers [N, 2], scales [N, 2]) to image pixels.
 
     Returns preds [N, K, 2] in 0-based original-image pixels and maxvals [N, K, 1] (SPEC D.2).
+    `offset` (heatmap pixels) is added to both coordinates before mapping back: 0 for HRNet's targets,
+    which put the peak at the rounded joint; 0.5 for princeton-vl's, which put it at the truncated one
+    (its test code adds 0.5, SPEC D.2).
     """
     coords, maxvals = get_max_preds(heatmaps)
     if refine:
         coords = refine_quarter_offset(coords, heatmaps)
+    coords = coords + offset if offset else coords
     heatmap_wh = (heatmaps.shape[3], heatmaps.shape[2])
     preds = np.stack([heatmap_to_image_coords(coords[i], centers[i], scales[i], heatmap_wh)
                       for i in range(coords.shape[0])]) if len(coords) else coords.astype(np.float64)

@@ -57,7 +57,7 @@ class PosePredictor:
 
     def __init__(self, backend: Backend, input_wh: Tuple[int, int], mean: Sequence[float], std: Sequence[float],
                  color_rgb: bool, layout: KeypointLayout, flip_test: bool = True, shift_heatmap: bool = True,
-                 post_process: bool = True, batch_size: int = 32):
+                 post_process: bool = True, batch_size: int = 32, decode_offset: float = 0.0):
         if batch_size < 1:
             raise ValueError(f'batch_size must be at least 1; received {batch_size}.')
         self.backend = backend
@@ -65,6 +65,7 @@ class PosePredictor:
         self.mean, self.std, self.color_rgb = tuple(mean), tuple(std), bool(color_rgb)
         self.layout = layout
         self.flip_test, self.shift_heatmap, self.post_process = flip_test, shift_heatmap, post_process
+        self.decode_offset = decode_offset
         self.batch_size = int(batch_size)
 
     @classmethod
@@ -73,7 +74,7 @@ class PosePredictor:
         model, data, test = conventions
         return cls(backend, data.input_wh, data.mean, data.std, data.color_rgb, layout_for(model.num_joints),
                    flip_test=test.flip_test, shift_heatmap=test.shift_heatmap, post_process=test.post_process,
-                   batch_size=batch_size or test.batch_size)
+                   batch_size=batch_size or test.batch_size, decode_offset=test.decode_offset)
 
     def __call__(self, image: np.ndarray, boxes: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
         """image [H, W, 3] BGR uint8, boxes [M, 4] (x, y, w, h) pixels; None = the whole image is one person.
@@ -104,7 +105,7 @@ class PosePredictor:
             end = start + self.batch_size
             heatmaps = self.predict_heatmaps(np.stack(crops[start:end]))
             preds, maxvals = get_final_preds(heatmaps, np.stack(centers[start:end]), np.stack(scales[start:end]),
-                                             refine=self.post_process)
+                                             refine=self.post_process, offset=self.decode_offset)
             keypoints[start:end], scores[start:end] = preds, maxvals[..., 0]
         owners = np.asarray(owners, dtype=np.int64)
         return [(keypoints[owners == i], scores[owners == i]) for i in range(len(images))]
