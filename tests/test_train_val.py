@@ -252,3 +252,10 @@ def test_browse_dataset_draws_augmented_samples(data_root, tmp_path):
     assert plain.shape == (64 + 8, 4 * 64 + 5 * 4, 3)
     assert not np.array_equal(plain, cv2.imread(str(tmp_path / 'other' / 'samples_gt.jpg')))  # another draw
     assert cv2.imread(str(tmp_path / 'samples_hm_gt.jpg')) is not None
+
+
+def test_use_vdl_writes_visualdl_scalars(data_root, tmp_path):
+    pytest.importorskip('visualdl', reason='VisualDL is not installed (pip install visualdl)')
+    assert run_train(data_root, tmp_path, '--epochs', '1', '--use_vdl') == 0
+    files = os.listdir(tmp_path / 'run' / 'vdl')
+    assert files and all(os.path.getsize(tmp_path / 'run' / 'vdl' / name) > 0 for name in files)
