@@ -7,10 +7,8 @@ Keys: conv1, bn1, layer{1..4}.{j}.{conv1, bn1, conv2, bn2[, conv3, bn3], downsam
 deconv_layers.{0,1,3,4,6,7} (ConvTranspose2d without bias since DECONV_WITH_BIAS is false, BatchNorm2d),
 final_layer (1x1 Conv2d with bias, FINAL_CONV_KERNEL 1): our names, BN statistics renamed.
 """
-from typing import Dict, Set, Tuple
-
 from lib.convert import resnet_maps
-from lib.convert.common import State, apply_key_map, bn_counters, heatmap_conventions
+from lib.convert.common import State, heatmap_conventions
 
 WHAT = "an HRNet-repo PoseResNet (pose_resnet_*.pth) state dict"
 
@@ -23,15 +21,5 @@ def _layout(state: State):
     return resnet_maps.pose_resnet_layout(state, '', '', WHAT)
 
 
-def model_spec(state: State) -> Tuple[str, Dict[str, object]]:
-    depth, options, _ = _layout(state)
-    return resnet_maps.pose_resnet_spec(depth, options)
-
-
-def dropped_unused(state: State) -> Dict[str, str]:
-    return bn_counters(state, _layout(state)[2])
-
-
-def convert(state: State) -> Tuple[State, Set[str]]:
-    depth, _, mapping = _layout(state)
-    return apply_key_map(state, mapping, f'an HRNet-repo pose_resnet_{depth}')
+SOURCE = resnet_maps.PoseResNetSource(_layout, 'an HRNet-repo pose_resnet_{depth}')
+model_spec, dropped_unused, convert = SOURCE.model_spec, SOURCE.dropped_unused, SOURCE.convert

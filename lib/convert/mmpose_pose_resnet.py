@@ -12,11 +12,8 @@ heads/topdown_heatmap_simple_head.py):
 
 The depth comes from the blocks per stage, num_joints from final_layer (16 MPII, 17 COCO).
 """
-from typing import Dict, Set, Tuple
-
 from lib.convert import resnet_maps
-from lib.convert.common import (MMPOSE_BACKBONE, State, apply_key_map, bn_counters, heatmap_conventions,
-                                mmpose_head_prefix)
+from lib.convert.common import MMPOSE_BACKBONE, State, heatmap_conventions, mmpose_head_prefix
 
 WHAT = 'an MMPose SimpleBaseline (ResNet + HeatmapHead) state dict'
 
@@ -29,15 +26,5 @@ def _layout(state: State):
     return resnet_maps.pose_resnet_layout(state, MMPOSE_BACKBONE, mmpose_head_prefix(state), WHAT)
 
 
-def model_spec(state: State) -> Tuple[str, Dict[str, object]]:
-    depth, options, _ = _layout(state)
-    return resnet_maps.pose_resnet_spec(depth, options)
-
-
-def dropped_unused(state: State) -> Dict[str, str]:
-    return bn_counters(state, _layout(state)[2])
-
-
-def convert(state: State) -> Tuple[State, Set[str]]:
-    depth, _, mapping = _layout(state)
-    return apply_key_map(state, mapping, f'an MMPose SimpleBaseline res{depth}')
+SOURCE = resnet_maps.PoseResNetSource(_layout, 'an MMPose SimpleBaseline res{depth}')
+model_spec, dropped_unused, convert = SOURCE.model_spec, SOURCE.dropped_unused, SOURCE.convert

@@ -11,7 +11,7 @@ frameworks.
 """
 from typing import Dict, Tuple
 
-from lib.convert.common import KeyMap, State, bn, conv, indices, non_default, require
+from lib.convert.common import KeyMap, State, apply_key_map, bn, bn_counters, conv, indices, non_default, require
 
 # depth -> (bottleneck blocks?, blocks per stage), as torchvision's resnet{18..152}.
 RESNETS = {18: (False, (2, 2, 2, 2)), 34: (False, (3, 4, 6, 3)), 50: (True, (3, 4, 6, 3)),
@@ -98,3 +98,23 @@ def pose_resnet_spec(depth: int, options: Dict[str, object]) -> Tuple[str, Dict[
     from the builder's defaults (256 x 3, kernel 4: every published SimpleBaselines model)."""
     deconv = {k: options[k] for k in DECONV_DEFAULTS}
     return f'pose_resnet_{depth}', {'num_joints': options['num_joints'], **non_default(deconv, DECONV_DEFAULTS)}
+
+
+class PoseResNetSource:
+    """The converter functions of a checkpoint format holding a whole pose_resnet: `layout(state)` gives
+    (depth, builder options, key map); `label` names a converted file in errors ({depth} is filled in)."""
+
+    def __init__(self, layout, label: str):
+        self.layout = layout
+        self.label = label
+
+    def model_spec(self, state):
+        depth, options, _ = self.layout(state)
+        return pose_resnet_spec(depth, options)
+
+    def dropped_unused(self, state):
+        return bn_counters(state, self.layout(state)[2])
+
+    def convert(self, state):
+        depth, _, mapping = self.layout(state)
+        return apply_key_map(state, mapping, self.label.format(depth=depth))
