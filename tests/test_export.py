@@ -50,6 +50,10 @@ CASES = {
 }
 
 
+# paddle.jit.save writes the program as model.json (PIR) on Paddle 3.x and as model.pdmodel on 2.6.
+PROGRAM_FILE = 'model.json' if int(paddle.__version__.split('.')[0]) >= 3 else 'model.pdmodel'
+
+
 def calibrate(model: nn.Layer, size: int, seed: int = 0) -> nn.Layer:
     """Random BatchNorm scale/shift (x 0.2 at the end of residual branches), then running statistics = those
     of one random batch of 16 (momentum 0 for that pass: Paddle's running = momentum x running + (1 - momentum)
@@ -157,7 +161,7 @@ def test_inference_json_round_trips(exported):
     assert saved['model'] == to_dict(expected_model) and saved['num_joints'] == expected_model.num_joints == 16
     assert set(saved['data']) == set(export.DATA_KEYS)   # no dataset paths
     assert saved['test'] == {key: getattr(expected_test, key) for key in export.TEST_KEYS}
-    assert saved['files'] == {'paddle_model': 'model.json', 'paddle_params': 'model.pdiparams',
+    assert saved['files'] == {'paddle_model': PROGRAM_FILE, 'paddle_params': 'model.pdiparams',
                               **({'onnx': 'model.onnx'} if HAVE_ONNX else {})}
     # read back (the backends' `conventions`, checked above to be these): those of the weights' config.json
     model_cfg, data, test = conventions_for_model_dir(out)
@@ -246,7 +250,7 @@ def test_default_output_dir_and_the_backend_registry(small_export, tmp_path, mon
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b'old')
     printed = run_export(['--pretrained_model', small_export[0], '--no_check'])
-    assert 'wrote output/export/hourglass1_64/model.json' in printed and 'check' not in printed
+    assert f'wrote output/export/hourglass1_64/{PROGRAM_FILE}' in printed and 'check' not in printed
     assert not stale.exists()
     if HAVE_ONNX:
         with pytest.raises(FileNotFoundError, match='holds no ONNX model: it was exported without --onnx.*--onnx'):

@@ -172,8 +172,9 @@ def test_reduced_pixels_sit_at_block_centres(image_dir):
             return np.abs(shifted - reduced)[4:-4, 4:-4].mean()
 
         shifts = np.linspace(-0.1, 0.1, 21)
-        assert shifts[np.argmin([error(s, 0.0) for s in shifts])] == pytest.approx(0.0, abs=1e-9), r
-        assert shifts[np.argmin([error(0.0, s) for s in shifts])] == pytest.approx(0.0, abs=1e-9), r
+        # 0.00 with OpenCV 5 (libjpeg-turbo 3), -0.01 with OpenCV 4.11: either way nowhere near top-left's
+        assert abs(shifts[np.argmin([error(s, 0.0) for s in shifts])]) <= 0.02, r
+        assert abs(shifts[np.argmin([error(0.0, s) for s in shifts])]) <= 0.02, r
         assert error(0.0, 0.0) < 1.0
         top_left = -(r - 1) / (2 * r)
         assert error(top_left, top_left) > 3 * error(0.0, 0.0)
