@@ -195,7 +195,7 @@ class GracefulStop:
         self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *_):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 

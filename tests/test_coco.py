@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from lib.core.coco_eval import (STATS_NAMES, coco_eval_line, coco_oracle_predictions, coco_table,
+from lib.config import DataConfig
+from lib.core.evaluators import oracle
+from lib.core.coco_eval import (STATS_NAMES, coco_eval_line, coco_table,
                                 evaluate_coco, oks, oks_nms, rescore, select_keypoints, write_keypoint_results)
 from lib.datasets.coco import (COCO_JOINTS_WEIGHT, coco_files, joints_weight_for, load_coco_annotations,
                                load_detection_boxes, parse_coco_keypoints, sanitize_box, xywh_to_center_scale)
@@ -365,9 +367,9 @@ def test_evaluate_coco_errors(tmp_path, pycocotools):
 def test_oracle_ap_at_256x192(tmp_path, pycocotools):
     """A perfect network at 64x48 heatmaps, through HRNet's post-processing (rescoring, OKS-NMS): AP 0.9820."""
     records = load_coco_annotations(require(COCO_MINI), 'val2017', INPUT_WH)
-    preds = coco_oracle_predictions(records, INPUT_WH, HEATMAP_WH, sigma=2.0)
-    assert preds.shape == (len(records), 17, 3)
-    kept = select_keypoints(preds[:, :, :2], preds[:, :, 2], np.stack([r['center'] for r in records]),
+    preds, maxvals = oracle(records, DataConfig(dataset_root='', input_wh=INPUT_WH, heatmap_wh=HEATMAP_WH, sigma=2.0))
+    assert preds.shape == (len(records), 17, 2) and maxvals.shape == (len(records), 17, 1)
+    kept = select_keypoints(preds, maxvals[:, :, 0], np.stack([r['center'] for r in records]),
                             np.stack([r['scale'] for r in records]), np.ones(len(records)),
                             [r['image_id'] for r in records])
     assert len(kept) == len(records)   # no two ground-truth people overlap by OKS > 0.9

@@ -10,7 +10,7 @@ import pytest
 
 from lib.config import DataConfig
 from lib.core.loss import StackedHeatmapLoss
-from lib.datasets.loaders import build_mpii_dataset, train_loader
+from lib.datasets.loaders import build_dataset, train_loader
 from lib.datasets.mpii import load_mpii_annotations
 from lib.datasets.sampler import SeededBatchSampler
 from lib.models import build_model
@@ -50,7 +50,7 @@ def test_loader_applies_hrnet_adjustments_to_the_real_first_entry():
 
 
 def test_real_images_through_validation_crop_match_the_known_answer(real_root):
-    dataset = build_mpii_dataset(DataConfig(dataset_root=real_root), 'train', is_train=False)
+    dataset = build_dataset(DataConfig(dataset_root=real_root), 'train', is_train=False)
     sample = dataset[0]
     # SPEC C.3: joint 0 -> (92.842975, 193.15393), joint 9 -> (127.184205, 56.221786)
     np.testing.assert_allclose(sample['joints'][0], [92.842975, 193.15393], atol=1e-3)
@@ -62,7 +62,7 @@ def test_real_images_through_validation_crop_match_the_known_answer(real_root):
 @pytest.mark.parametrize('size', [256, 384])
 def test_real_images_through_training_pipeline_and_model(real_root, size):
     config = DataConfig(dataset_root=real_root, input_wh=(size, size), heatmap_wh=(size // 4, size // 4))
-    dataset = build_mpii_dataset(config, 'train', is_train=True)
+    dataset = build_dataset(config, 'train', is_train=True)
     loader = train_loader(dataset, batch_size=5, workers=0, seed=3)
     loader.batch_sampler.set_epoch(0)
     batch = next(iter(loader))
@@ -88,7 +88,7 @@ def test_real_images_through_training_pipeline_and_model(real_root, size):
 
 
 def test_training_samples_are_reproducible_per_seed_epoch_and_index(real_root):
-    dataset = build_mpii_dataset(DataConfig(dataset_root=real_root), 'train', is_train=True)
+    dataset = build_dataset(DataConfig(dataset_root=real_root), 'train', is_train=True)
     a, b, c = dataset[(2, 7, 0)], dataset[(2, 7, 0)], dataset[(2, 7, 1)]
     np.testing.assert_array_equal(a['image'], b['image'])
     assert not np.array_equal(a['image'], c['image'])
@@ -98,8 +98,8 @@ def test_flip_augmentation_keeps_left_and_right_joint_labels(real_root):
     """A flipped sample must put the left-ankle channel on the person's left ankle: compare the
     crop joints of a flipped draw against the unflipped ones mirrored in the crop."""
     config = DataConfig(dataset_root=real_root, scale_factor=0.0, rotation_factor=0.0)
-    dataset = build_mpii_dataset(config, 'train', is_train=True)
-    plain = build_mpii_dataset(config, 'train', is_train=False)[0]
+    dataset = build_dataset(config, 'train', is_train=True)
+    plain = build_dataset(config, 'train', is_train=False)[0]
     flipped = None
     for epoch in range(20):
         sample = dataset[(0, 0, epoch)]
@@ -169,7 +169,7 @@ def test_unreadable_image_names_its_path(tmp_path):
     root = write_root(tmp_path, [entry, dict(entry, image='absent.jpg')])
     with open(os.path.join(root, 'images', 'broken.jpg'), 'wb') as f:
         f.write(b'not a jpeg')
-    dataset = build_mpii_dataset(DataConfig(dataset_root=root), 'train', is_train=False)
+    dataset = build_dataset(DataConfig(dataset_root=root), 'train', is_train=False)
     with pytest.raises(OSError, match='cannot read image .*broken.jpg: OpenCV cannot decode it'):
         dataset[0]
     with pytest.raises(OSError, match='cannot read image .*absent.jpg: it does not exist'):
@@ -177,7 +177,7 @@ def test_unreadable_image_names_its_path(tmp_path):
 
 
 def test_paddle_dataloader_with_workers_delivers_the_same_batches(real_root):
-    dataset = build_mpii_dataset(DataConfig(dataset_root=real_root), 'train', is_train=True)
+    dataset = build_dataset(DataConfig(dataset_root=real_root), 'train', is_train=True)
     batches = []
     for workers in (0, 2):
         loader = train_loader(dataset, batch_size=2, workers=workers, seed=11)

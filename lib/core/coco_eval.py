@@ -12,7 +12,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from lib.core.evaluation import oracle_predictions
 from lib.datasets.transforms import PIXEL_STD
 
 # Per-keypoint standard deviations of the COCO OKS (cocoeval.py, HRNet nms.py), in COCO joint order.
@@ -173,12 +172,3 @@ def coco_table(metrics: Dict[str, float], name: str) -> str:
     rule = '|---' * (len(STATS_NAMES) + 1) + '|'
     row = f'| {name} | ' + ' | '.join(f'{metrics[c]:.3f}' for c in STATS_NAMES) + ' |'
     return '\n'.join([header, rule, row])
-
-
-def coco_oracle_predictions(records: List[dict], input_wh, heatmap_wh, sigma: float) -> np.ndarray:
-    """Ground truth through the target pipeline (lib.core.evaluation.oracle_predictions) -> [N, K, 3]:
-    decoded (x, y) in image pixels and a score of joints_vis (unannotated joints decode to the crop corner
-    and score 0, as a network's empty heatmap would)."""
-    preds = oracle_predictions(records, input_wh, heatmap_wh, sigma)
-    vis = np.stack([np.asarray(r['joints_vis'], dtype=np.float64) for r in records])
-    return np.concatenate([preds, vis[:, :, None]], axis=2)

@@ -119,7 +119,7 @@ def build_evaluator(data: DataConfig, image_set: str, records: List[dict], test:
 def oracle(records: List[dict], data: DataConfig, refine: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """The ground truth of `records` through crop -> Gaussian target -> decode (no model, no images): preds
     [N, K, 2] image pixels and maxvals [N, K, 1] = joints_vis (unannotated joints decode to the crop corner
-    with score 0, as a network's empty heatmap would; coco_eval.coco_oracle_predictions for refine=True)."""
+    with score 0, as a network's empty heatmap would)."""
     preds = oracle_predictions(records, data.input_wh, data.heatmap_wh, data.sigma, refine=refine)
     vis = np.stack([np.asarray(r['joints_vis'], dtype=np.float64) for r in records])
     return preds, vis[:, :, None]

@@ -1,20 +1,12 @@
 """Dataset and loader builders shared by train.py and val.py."""
-import os
 from typing import Optional
 
 from paddle.io import BatchSampler, DataLoader
 
 from lib.config import DataConfig, TestConfig
-from lib.datasets.mpii import load_mpii_annotations
 from lib.datasets.pose_dataset import TopDownPoseDataset
 from lib.datasets.records import load_split
 from lib.datasets.sampler import SeededBatchSampler
-from lib.datasets.skeletons import MPII
-
-
-def build_mpii_dataset(config: DataConfig, image_set: str, is_train: bool) -> TopDownPoseDataset:
-    records = load_mpii_annotations(config.dataset_root, image_set)
-    return TopDownPoseDataset(records, os.path.join(config.dataset_root, 'images'), MPII, config, is_train)
 
 
 def build_dataset(config: DataConfig, image_set: str, is_train: bool,
