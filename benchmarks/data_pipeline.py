@@ -28,6 +28,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
+from benchmarks.machine import load_text  # noqa: E402
 from lib.config import DataConfig  # noqa: E402
 from lib.datasets.mpii import load_mpii_annotations  # noqa: E402
 from lib.datasets.pose_dataset import TopDownPoseDataset  # noqa: E402
@@ -152,7 +153,7 @@ def main(argv=None) -> None:
                 reduced_decode=mode == 'on'), is_train=True) for mode in args.reduced_decode]
             per_call, calls = time_alternating([decode] + [d.__getitem__ for d in datasets], args.seed,
                                                len(records), args.warmup, args.seconds)
-            only, load = per_call[0], '/'.join(f'{v:.2f}' for v in os.getloadavg())
+            only, load = per_call[0], load_text()
             times = dict(zip(args.reduced_decode, per_call[1:]))
             for mode, dataset in zip(args.reduced_decode, datasets):
                 per_item = times[mode]

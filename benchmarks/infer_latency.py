@@ -29,6 +29,7 @@ import paddle  # noqa: E402
 from paddle.base import core  # noqa: E402
 
 import export  # noqa: E402
+from benchmarks.machine import cpu_name, load_text  # noqa: E402
 from lib.config import DataConfig, ModelConfig, TestConfig  # noqa: E402
 from lib.inference.conventions import Conventions  # noqa: E402
 from lib.inference.exported import OnnxRuntimeBackend, PaddleInferenceBackend  # noqa: E402
@@ -56,16 +57,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f'--iters, --batch_sizes and --threads must be >= 1 and --warmup >= 0; received {args.iters}, '
                 f'{args.batch_sizes}, {args.threads} and {args.warmup}.')
     return args
-
-
-def cpu_name() -> str:
-    with open('/proc/cpuinfo') as f:
-        names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
-    return names[0] if names else 'CPU'
-
-
-def load_text() -> str:
-    return '/'.join(f'{v:.2f}' for v in os.getloadavg())
 
 
 def model_configs(args: argparse.Namespace) -> List[ModelConfig]:

@@ -33,6 +33,7 @@ OMP_BEFORE_PADDLE = os.environ.get('OMP_NUM_THREADS')   # `import paddle` sets i
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
+from benchmarks.machine import cpu_name, load_text  # noqa: E402
 from lib.config import ModelConfig, preset_config  # noqa: E402
 from lib.core.engine import Training, TrainState, train_step  # noqa: E402
 from lib.core.loss import StackedHeatmapLoss  # noqa: E402
@@ -79,16 +80,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--device', default='auto', choices=['auto', 'cpu', 'gpu'])
     p.add_argument('--seed', type=int, default=0)
     return p.parse_args(argv)
-
-
-def cpu_name() -> str:
-    with open('/proc/cpuinfo') as f:
-        names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
-    return names[0] if names else 'CPU'
-
-
-def load_text() -> str:
-    return '/'.join(f'{v:.2f}' for v in os.getloadavg())
 
 
 def random_batch(n: int, num_joints: int, input_wh: Tuple[int, int], rng: np.random.Generator) -> dict:

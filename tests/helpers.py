@@ -25,3 +25,16 @@ def require(path: str) -> str:
     if not os.path.exists(path):
         pytest.skip(f'shared data not found: {path}; set POSE_SHARED_DATA to the shared data folder')
     return path
+
+
+def randomize_torch_batchnorm(net) -> None:
+    """Set every BatchNorm2d of a PyTorch module to random affine parameters and running statistics away
+    from 1/0, so that a BatchNorm mapping error in a converter shows in the outputs. Call under no_grad."""
+    import torch.nn as tnn
+    for m in net.modules():
+        if isinstance(m, tnn.BatchNorm2d):
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.normal_(0.0, 0.2)
+            m.running_mean.normal_(0.0, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.num_batches_tracked.fill_(1234)

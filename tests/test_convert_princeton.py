@@ -14,6 +14,7 @@ tnn = torch.nn
 from lib.convert import convert_state  # noqa: E402
 from lib.models import build_model  # noqa: E402
 from lib.utils.checkpoint import check_state_dict, load_weights  # noqa: E402
+from tests.helpers import randomize_torch_batchnorm  # noqa: E402
 
 FORMAT = 'princeton_hourglass'
 
@@ -120,13 +121,7 @@ def make_posenet(nstack, inp_dim, seed=0):
     torch.manual_seed(seed)
     net = PoseNet(nstack, inp_dim, 16)
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, tnn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.2)
-                m.running_mean.normal_(0.0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.num_batches_tracked.fill_(1234)
+        randomize_torch_batchnorm(net)
     return net.eval()
 
 

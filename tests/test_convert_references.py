@@ -19,6 +19,7 @@ from lib.convert.resnet_maps import RESNETS, backbone_map, resnet_depth  # noqa:
 from lib.models import build_model  # noqa: E402
 from lib.models.pretrained import backbone_state, load_backbone  # noqa: E402
 from lib.utils.checkpoint import load_weights  # noqa: E402
+from tests.helpers import randomize_torch_batchnorm  # noqa: E402
 
 TOLERANCE = 1e-4
 IMAGENET = {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
@@ -244,12 +245,7 @@ def randomised(net, seed=0):
                 m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
                 if m.bias is not None:
                     m.bias.normal_(0.0, 0.1)
-            if isinstance(m, tnn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.2)
-                m.running_mean.normal_(0.0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.num_batches_tracked.fill_(1234)
+        randomize_torch_batchnorm(net)
     return net.eval()
 
 
