@@ -34,8 +34,8 @@ from lib.core.optim import build_optimizer, build_scheduler
 from lib.core.precision import Precision
 from lib.datasets.loaders import build_dataset, eval_loader, train_loader
 from lib.models import build_model_from, check_input_size, model_options
-from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, restore_optimizer_state,
-                                  save_weights)
+from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, require_finite,
+                                  restore_optimizer_state, save_weights)
 from lib.utils.device import select_device
 from lib.utils.distributed import average_running_statistics, barrier, init_distributed, max_difference_across_ranks
 from lib.utils.logger import setup_logger
@@ -210,7 +210,9 @@ class GracefulStop:
 
 def save_checkpoint(run_dir, model, optimizer, scheduler, state: TrainState, config: TrainConfig) -> str:
     path = os.path.join(run_dir, CHECKPOINT_NAME)
-    atomic_save({'model': model.state_dict(), 'optimizer': portable_optimizer_state(optimizer, model),
+    weights = model.state_dict()
+    require_finite(weights, path)
+    atomic_save({'model': weights, 'optimizer': portable_optimizer_state(optimizer, model),
                  'lr_scheduler': scheduler.state_dict(), 'train_state': dataclasses.asdict(state),
                  'config': to_dict(config)}, path)
     return path
@@ -237,7 +239,9 @@ def validate_and_keep_best(model, loader, evaluator, config: TrainConfig, state:
     logger.info('Validation (%s, flip test %s):\n%s', evaluator.metric_name, 'on' if config.test.flip_test else 'off',
                 evaluator.table(metrics, config.model.label))
     value = metrics[evaluator.indicator]
-    if value > state.best_mean:
+    if state.applied_steps == 0:
+        logger.warning('No training step has been applied yet (all were skipped): best_model/ is not written.')
+    elif value > state.best_mean:
         state.best_mean, state.best_epoch = value, epoch
         save_weights(model, os.path.join(run_dir, 'best_model', 'model.pdparams'))
         logger.info('New best %s %.3f at epoch %d: saved best_model/model.pdparams', evaluator.indicator,
@@ -261,7 +265,9 @@ def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ra
         model.set_state_dict(checkpoint['model'])
         restore_optimizer_state(optimizer, model, checkpoint['optimizer'])
         scheduler.set_state_dict(checkpoint['lr_scheduler'])
-        state = TrainState(**checkpoint['train_state'])
+        saved = checkpoint['train_state']
+        # Checkpoints written before applied_steps existed: every step that was not skipped was applied.
+        state = TrainState(**{'applied_steps': saved['global_step'] - saved.get('nonfinite_steps', 0), **saved})
         logger.info('Resumed at epoch %d, iteration %d (step %d, best %s %.3f)',
                     state.epoch + 1, state.iteration, state.global_step, indicator, state.best_mean)
     precision = Precision(config.amp, config.amp_level)
@@ -338,6 +344,10 @@ def main(argv=None) -> int:
             if is_main:
                 save_checkpoint(run_dir, model, training.optimizer, training.scheduler, state, config)
                 monitor.on_epoch_end(state.history, state)
+    if state.applied_steps == 0:
+        logger.error('No training step was applied in %d iterations: every loss or gradient was non-finite. No '
+                     'model was kept. Lower --lr, check the data, or train without --amp.', state.global_step)
+        return 1
     if num_ranks > 1:
         difference = max_difference_across_ranks(list(model.state_dict().values()))
         logger.info('Weights and statistics on the %d ranks differ by at most %g', num_ranks, difference)

@@ -10,9 +10,9 @@ import paddle
 
 from lib.config import TestConfig
 from lib.core.metrics import heatmap_accuracy
-from lib.core.precision import Precision, gradients_finite
+from lib.core.precision import Precision, gradients_nonfinite
 from lib.datasets.heatmaps import flip_back, get_final_preds
-from lib.utils.distributed import agree
+from lib.utils.distributed import agree, running_statistics
 from lib.utils.logger import progress
 
 
@@ -26,6 +26,9 @@ class TrainState:
     best_epoch: int = -1
     nonfinite_steps: int = 0        # steps skipped for a non-finite loss or gradient, in all
     nonfinite_streak: int = 0       # ... in a row, up to now
+    applied_steps: int = 0          # steps whose update was applied, in all
+    epoch_loss_sum: float = 0.0     # finite losses of the current epoch so far (kept across a resume) ...
+    epoch_loss_count: int = 0       # ... and their number
     history: List[dict] = field(default_factory=list)   # one row per finished epoch
 
 
@@ -43,6 +46,27 @@ class Training:
     log_every: int
     max_nonfinite: int              # a run that skips this many steps in a row stops with an error
     on_log: Optional[Callable] = None   # called at each log line: (batch, outputs, state, scalars)
+    running_stats: Optional[List[paddle.Tensor]] = None   # BatchNorm statistics; found at the first step
+
+
+class StatisticsSnapshot:
+    """BatchNorm running statistics as they were before a step's forward pass, so that a skipped step can put
+    them back: the forward pass updates them before anyone knows that the loss is not finite. One concat per
+    dtype per step (no host synchronisation); restoring, which only a skipped step does, is bit-exact."""
+
+    def __init__(self, tensors: Sequence[paddle.Tensor]):
+        self.groups = {}
+        for tensor in tensors:
+            self.groups.setdefault(tensor.dtype, []).append(tensor)
+        with paddle.no_grad():
+            self.saved = {dtype: paddle.concat([t.reshape([-1]) for t in group]) for dtype, group in self.groups.items()}
+
+    def restore(self) -> None:
+        with paddle.no_grad():
+            for dtype, group in self.groups.items():
+                parts = paddle.split(self.saved[dtype], [int(np.prod(t.shape)) for t in group])
+                for tensor, part in zip(group, parts):
+                    paddle.assign(part.reshape(tensor.shape), output=tensor)
 
 
 def _format_eta(seconds: float) -> str:
@@ -55,27 +79,41 @@ def _format_eta(seconds: float) -> str:
 
 def train_step(t: Training, batch: dict, state: TrainState, stop_requested: bool) -> Tuple[float, bool, list]:
     """Forward, loss, backward and update of one batch. Returns (loss, stop, outputs): `stop` when any
-    rank was asked to stop. A step whose loss or gradients are not finite on any rank is skipped on all."""
+    rank was asked to stop. A step whose loss or gradients are not finite on any rank is skipped on all, and
+    leaves the model as it was: weights, optimizer state and BatchNorm statistics.
+
+    One host synchronisation: the loss, the finiteness verdict and the stop vote travel in one small tensor
+    (one all-reduce when there are several ranks) and are read once.
+    """
+    if t.running_stats is None:
+        t.running_stats = running_statistics(t.model)
+    before = StatisticsSnapshot(t.running_stats)
     with t.precision.autocast():
         outputs = t.model(batch['image'])
         loss = t.criterion(outputs, batch['target'], batch['target_weight'])
     t.precision.backward(loss)
-    loss_value = float(loss)
-    finite = math.isfinite(loss_value) and (t.precision.scaler is not None
-                                            or gradients_finite(t.model.parameters()))
-    # One all-reduce carries the votes and the loss, so the log shows the mean loss over all ranks.
-    stop_votes, nonfinite_votes, loss_sum, ranks = agree([float(stop_requested), float(not finite),
-                                                          loss_value if finite else 0.0, 1.0])
-    loss_value = loss_sum / ranks if nonfinite_votes == 0 else loss_value
-    applied = nonfinite_votes == 0 and t.precision.step(t.optimizer)
+    loss = loss.astype('float32').reshape([1])
+    bad_gradients = gradients_nonfinite(t.model.parameters())
+    bad = paddle.logical_or(bad_gradients, paddle.logical_not(paddle.isfinite(loss)))
+    summary = paddle.concat([paddle.where(bad, paddle.zeros_like(loss), loss), bad.astype('float32'),
+                             paddle.to_tensor([float(stop_requested), 1.0], dtype='float32')])
+    # Summed over ranks, so the log shows the mean loss of all ranks.
+    loss_sum, bad_votes, stop_votes, ranks = agree(summary)
+    apply = bad_votes == 0
+    # Read the local verdict only on the rare skipped step: a GradScaler must still see its own overflow.
+    t.precision.finish_step(t.optimizer, apply, gradients_finite_here=apply or not bool(bad_gradients))
     t.optimizer.clear_grad()
     t.scheduler.step()
     state.iteration += 1
     state.global_step += 1
-    if applied:
+    if apply:
         state.nonfinite_streak = 0
+        state.applied_steps += 1
+        loss_value = loss_sum / ranks
     else:
-        _skipped(t, state, loss_value)
+        before.restore()
+        loss_value = float('nan')
+        _skipped(t, state, loss.item())
     return loss_value, stop_votes > 0, outputs
 
 
@@ -105,17 +143,21 @@ def _log_window(logger, window: dict, state: TrainState, epoch_len: int, num_epo
 def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callable[[], bool]) -> Tuple[float, bool]:
     """Train from state.iteration to the end of the epoch, or until a stop or t.total_iters.
 
-    Logs one line every `t.log_every` iterations; returns (mean loss of the iterations run, stopped).
+    Logs one line every `t.log_every` iterations; returns (mean loss of the epoch's iterations so far, a resumed
+    part included, stopped).
     """
     t.model.train()
     epoch_len = len(loader.batch_sampler)
-    losses, window = [], {'loss': 0.0, 'acc': 0.0, 'n': 0, 'samples': 0, 'data': 0.0, 'start': time.time()}
+    if state.iteration == 0:
+        state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
+    window = {'loss': 0.0, 'acc': 0.0, 'n': 0, 'samples': 0, 'data': 0.0, 'start': time.time()}
     end, stopped = time.time(), False
     for batch in progress(loader, total=epoch_len - state.iteration, desc=f'epoch {state.epoch + 1}'):
         window['data'] += time.time() - end
         loss_value, stopped, outputs = train_step(t, batch, state, should_stop())
         if math.isfinite(loss_value):
-            losses.append(loss_value)
+            state.epoch_loss_sum += loss_value
+            state.epoch_loss_count += 1
             window['loss'] += loss_value
             window['n'] += 1
         window['samples'] += batch['image'].shape[0]
@@ -129,7 +171,8 @@ def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callabl
         if stopped or state.global_step >= t.total_iters:
             break
         end = time.time()
-    return (float(np.mean(losses)) if losses else float('nan')), stopped
+    mean_loss = state.epoch_loss_sum / state.epoch_loss_count if state.epoch_loss_count else float('nan')
+    return mean_loss, stopped
 
 
 @paddle.no_grad()

@@ -1,9 +1,10 @@
 """Mixed precision: paddle.amp.auto_cast for fp16 / bf16 (O1, or O2 with float32 master weights), a
-GradScaler for fp16, and the finiteness checks that let a step be skipped instead of spoiling weights."""
+GradScaler for fp16, and the fused finiteness check that lets a step be skipped instead of spoiling weights."""
 import contextlib
 from typing import Tuple
 
 import paddle
+from paddle import _legacy_C_ops
 
 MODES = ('off', 'fp16', 'bf16')
 LEVELS = ('O1', 'O2')
@@ -45,18 +46,44 @@ class Precision:
     def backward(self, loss: paddle.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def step(self, optimizer) -> bool:
-        """Apply the update; False when the GradScaler found non-finite gradients and skipped it."""
-        if self.scaler is None:
-            optimizer.step()
-            return True
-        self.scaler.step(optimizer)
-        skipped = bool(getattr(self.scaler, '_cache_found_inf', False))
-        self.scaler.update()
-        return not skipped
+    @property
+    def scaling(self) -> bool:
+        """True when a GradScaler scales the loss (fp16 on a GPU; Paddle disables it on a CPU)."""
+        return self.scaler is not None and self.scaler.is_enable()
+
+    def finish_step(self, optimizer, apply: bool, gradients_finite_here: bool) -> None:
+        """Apply the update when `apply` (decided on the host from one read per step, see train_step).
+
+        The decision never comes from the GradScaler's private state (Paddle 3 calls it _cache_found_inf, Paddle
+        2.6 _cache_founf_inf). A GradScaler is still stepped after an overflow of its own, because that is what
+        lowers its scale; it then skips the update itself, as its check sees the same gradients as ours.
+        """
+        if not self.scaling:
+            if apply:
+                optimizer.step()
+            return
+        if apply or not gradients_finite_here:
+            self.scaler.step(optimizer)
+            self.scaler.update()
 
 
-def gradients_finite(parameters) -> bool:
-    """True when every gradient is finite (one host sync for the whole model)."""
-    checks = [paddle.isfinite(p.grad).all() for p in parameters if not p.stop_gradient and p.grad is not None]
-    return bool(paddle.stack(checks).all()) if checks else True
+def _one(place_key: str, _cache: dict = {}) -> paddle.Tensor:  # noqa: B006 - one constant per device
+    if place_key not in _cache:
+        _cache[place_key] = paddle.ones([1], dtype='float32')
+    return _cache[place_key]
+
+
+def gradients_nonfinite(parameters) -> paddle.Tensor:
+    """bool [1]: True when any gradient holds an inf or a NaN. No host synchronisation: the answer stays on the
+    device until the step's one read. One fused check per gradient dtype, the GradScaler's own kernel
+    (check_finite_and_unscale, here with scale 1), instead of two reductions per parameter."""
+    groups = {}
+    for p in parameters:
+        if not p.stop_gradient and p.grad is not None:
+            groups.setdefault(p.grad.dtype, []).append(p.grad)
+    found = paddle.zeros([1], dtype='bool')
+    for grads in groups.values():
+        flag = paddle.zeros([1], dtype='bool')
+        _legacy_C_ops.check_finite_and_unscale(grads, _one(str(paddle.get_device())), grads, flag)
+        found = paddle.logical_or(found, flag)
+    return found

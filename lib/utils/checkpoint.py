@@ -11,6 +11,27 @@ import numpy as np
 import paddle
 
 
+def nonfinite_entries(state: Dict[str, object]) -> list:
+    """Names of the floating-point tensors of a state dict that hold an inf or a NaN."""
+    bad = []
+    for name, value in state.items():
+        array = value.numpy() if hasattr(value, 'numpy') else np.asarray(value)
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad.append(name)
+    return bad
+
+
+def require_finite(state: Dict[str, object], path: str) -> None:
+    """Refuse to write weights or statistics that hold an inf or a NaN: the file already at `path`, if any,
+    is left as it was."""
+    bad = nonfinite_entries(state)
+    if bad:
+        raise FloatingPointError(
+            f'not writing {path}: {len(bad)} tensors of the model hold inf or NaN ({", ".join(bad[:5])}'
+            f'{" ..." if len(bad) > 5 else ""}); the last file written there is intact. Lower --lr, check the '
+            'data, or train without --amp.')
+
+
 def atomic_save(obj, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -72,7 +93,9 @@ def load_weights(model: paddle.nn.Layer, path: str) -> None:
 
 
 def save_weights(model: paddle.nn.Layer, path: str) -> None:
-    atomic_save(model.state_dict(), path)
+    state = model.state_dict()
+    require_finite(state, path)
+    atomic_save(state, path)
 
 
 def _rename_accumulators(state: dict, renames: Dict[str, str]) -> dict:

@@ -19,14 +19,13 @@ def init_distributed() -> Tuple[int, int]:
 
 
 
-def agree(flags: Sequence[float]) -> List[float]:
-    """Sum per-rank flags over all ranks (one tiny all-reduce), so that every rank takes the same
-    decision at the same iteration: stop on a signal, skip a step whose loss is not finite."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return list(flags)
-    tensor = paddle.to_tensor(list(flags), dtype='float32')
-    dist.all_reduce(tensor)
-    return tensor.numpy().tolist()
+def agree(values: paddle.Tensor) -> List[float]:
+    """Sum a small per-rank tensor of votes and values over all ranks (one tiny all-reduce), so that every rank
+    takes the same decision at the same iteration: stop on a signal, skip a step whose loss is not finite. The
+    result is read to the host once: the step's only synchronisation."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(values)
+    return values.numpy().tolist()
 
 
 def running_statistics(model: paddle.nn.Layer) -> List[paddle.Tensor]:
