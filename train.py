@@ -271,6 +271,8 @@ def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ra
         logger.info('Resumed at epoch %d, iteration %d (step %d, best %s %.3f)',
                     state.epoch + 1, state.iteration, state.global_step, indicator, state.best_mean)
     precision = Precision(config.amp, config.amp_level)
+    if precision.scaler is not None and state.loss_scale > 0:
+        precision.scaler.scale, precision.scaler.good_steps = state.loss_scale, state.loss_scale_good_steps
     model, optimizer = precision.prepare(model, optimizer)
     # Same seed on every rank gives the same initial weights; DataParallel also broadcasts rank 0's.
     runner = paddle.DataParallel(model) if num_ranks > 1 else model

@@ -115,6 +115,44 @@ def test_resume_continues_exactly_where_it_stopped(data_root, tmp_path):
         np.testing.assert_array_equal(straight[key], resumed[key], err_msg=key)
     state = paddle.load(str(checkpoint))['train_state']
     assert (state['epoch'], state['iteration'], state['global_step']) == (1, 2, 6)
+    # The loss of the epoch that the resume split is the whole epoch's, not only its resumed part's.
+    straight_history = paddle.load(str(tmp_path / 'straight' / 'run' / 'checkpoint.pdparams'))['train_state']['history']
+
+    def first_epoch_loss(history):
+        return [row['loss'] for row in history if row['epoch'] == 1 and not row.get('partial')]
+    assert first_epoch_loss(state['history']) == pytest.approx(first_epoch_loss(straight_history), rel=1e-6)
+
+
+def test_a_run_whose_every_step_is_skipped_keeps_no_model_and_exits_non_zero(data_root, tmp_path, monkeypatch):
+    """Every loss NaN: no step is applied, the BatchNorm statistics stay exactly at their initial 0 / 1 (each
+    skipped step's forward pass is undone), no best model is claimed, and the exit code is not 0."""
+    from lib.core import loss as loss_module
+    monkeypatch.setattr(loss_module.JointsMSELoss, 'forward',
+                        lambda self, pred, target, weight: pred.astype('float32').mean() * float('nan'))
+    assert run_train(data_root, tmp_path, '--epochs', '1', '--max_nonfinite', '100') == 1
+    run = tmp_path / 'run'
+    assert not (run / 'best_model').exists()
+    log = (run / 'train.log').read_text()
+    assert 'No training step was applied in 4 iterations' in log and 'best_model/ is not written' in log
+    saved = paddle.load(str(run / 'checkpoint.pdparams'))
+    assert saved['train_state']['applied_steps'] == 0 and saved['train_state']['nonfinite_steps'] == 4
+    means = [v for k, v in saved['model'].items() if k.endswith('._mean')]
+    variances = [v for k, v in saved['model'].items() if k.endswith('._variance')]
+    assert means and all((np.asarray(m) == 0).all() for m in means)
+    assert variances and all((np.asarray(v) == 1).all() for v in variances)
+
+
+def test_non_finite_weights_are_never_written(tmp_path):
+    from lib.models import build_model
+    from lib.utils.checkpoint import save_weights
+    model = build_model('hourglass', num_stacks=1, num_features=16)
+    path = tmp_path / 'model.pdparams'
+    save_weights(model, str(path))
+    good = path.read_bytes()
+    model.state_dict()['stem.0.bn._variance'].set_value(np.full([64], np.inf, dtype='float32'))
+    with pytest.raises(FloatingPointError, match=r'stem\.0\.bn\._variance.*last file written there is intact'):
+        save_weights(model, str(path))
+    assert path.read_bytes() == good
 
 
 def test_sigterm_saves_a_resumable_checkpoint(data_root, tmp_path):

@@ -10,7 +10,7 @@ import paddle
 
 from lib.config import TestConfig
 from lib.core.metrics import heatmap_accuracy
-from lib.core.precision import Precision, gradients_nonfinite
+from lib.core.precision import Precision
 from lib.datasets.heatmaps import flip_back, get_final_preds
 from lib.utils.distributed import agree, running_statistics
 from lib.utils.logger import progress
@@ -29,6 +29,8 @@ class TrainState:
     applied_steps: int = 0          # steps whose update was applied, in all
     epoch_loss_sum: float = 0.0     # finite losses of the current epoch so far (kept across a resume) ...
     epoch_loss_count: int = 0       # ... and their number
+    loss_scale: float = 0.0         # fp16's dynamic loss scale (0 = not used yet), so a resume goes on with it ...
+    loss_scale_good_steps: int = 0  # ... and with its count of steps since the last overflow
     history: List[dict] = field(default_factory=list)   # one row per finished epoch
 
 
@@ -93,15 +95,16 @@ def train_step(t: Training, batch: dict, state: TrainState, stop_requested: bool
         loss = t.criterion(outputs, batch['target'], batch['target_weight'])
     t.precision.backward(loss)
     loss = loss.astype('float32').reshape([1])
-    bad_gradients = gradients_nonfinite(t.model.parameters())
-    bad = paddle.logical_or(bad_gradients, paddle.logical_not(paddle.isfinite(loss)))
+    bad = paddle.logical_or(t.precision.unscale_and_check(t.model.parameters()),
+                            paddle.logical_not(paddle.isfinite(loss)))
     summary = paddle.concat([paddle.where(bad, paddle.zeros_like(loss), loss), bad.astype('float32'),
                              paddle.to_tensor([float(stop_requested), 1.0], dtype='float32')])
     # Summed over ranks, so the log shows the mean loss of all ranks.
     loss_sum, bad_votes, stop_votes, ranks = agree(summary)
     apply = bad_votes == 0
-    # Read the local verdict only on the rare skipped step: a GradScaler must still see its own overflow.
-    t.precision.finish_step(t.optimizer, apply, gradients_finite_here=apply or not bool(bad_gradients))
+    t.precision.finish_step(t.optimizer, apply)
+    if t.precision.scaler is not None:
+        state.loss_scale, state.loss_scale_good_steps = t.precision.scaler.scale, t.precision.scaler.good_steps
     t.optimizer.clear_grad()
     t.scheduler.step()
     state.iteration += 1

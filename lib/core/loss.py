@@ -16,7 +16,9 @@ class JointsMSELoss(nn.Layer):
         self.use_target_weight = use_target_weight
 
     def forward(self, pred: paddle.Tensor, target: paddle.Tensor, target_weight: paddle.Tensor) -> paddle.Tensor:
-        diff = pred.astype('float32') - target
+        if pred.dtype in (paddle.float16, paddle.bfloat16):    # mixed precision: the loss in float32
+            pred = pred.astype('float32')
+        diff = pred - target.astype(pred.dtype)
         if self.use_target_weight:
             diff = diff * target_weight.unsqueeze(-1)           # [N, K, 1, 1] broadcast over pixels
         return 0.5 * paddle.mean(diff * diff)

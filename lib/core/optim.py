@@ -63,7 +63,7 @@ class TorchRMSProp(paddle.optimizer.Adam):
         super()._add_moments_pows(p)
         for name in (self._beta1_pow_acc_str, self._beta2_pow_acc_str):   # both stay 0 (0 x beta = 0)
             accumulator = self._accumulators[name][p.name]
-            accumulator.set_value(np.zeros(accumulator.shape, dtype='float32'))
+            accumulator.set_value(np.zeros(accumulator.shape, dtype=accumulator.numpy().dtype))
 
 
 OPTIMIZERS = ('rmsprop', 'adam')

@@ -1,5 +1,5 @@
-"""Mixed precision: paddle.amp.auto_cast for fp16 / bf16 (O1, or O2 with float32 master weights), a
-GradScaler for fp16, and the fused finiteness check that lets a step be skipped instead of spoiling weights."""
+"""Mixed precision: paddle.amp.auto_cast for fp16 / bf16 (O1, or O2 with float32 master weights), dynamic loss
+scaling for fp16, and the fused finiteness check that lets a step be skipped instead of spoiling weights."""
 import contextlib
 from typing import Tuple
 
@@ -20,7 +20,7 @@ class Precision:
         self.mode, self.level = mode, level
         self.dtype = {'fp16': 'float16', 'bf16': 'bfloat16'}.get(mode, 'float32')
         # fp16 needs loss scaling to keep small gradients representable; bf16 has float32's range.
-        self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if mode == 'fp16' else None
+        self.scaler = LossScaler() if mode == 'fp16' else None
 
     @property
     def enabled(self) -> bool:
@@ -44,39 +44,59 @@ class Precision:
         return self.autocast() if self.enabled and self.level == 'O2' else contextlib.nullcontext()
 
     def backward(self, loss: paddle.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        (loss * self.scaler.scale if self.scaler is not None else loss).backward()
 
-    @property
-    def scaling(self) -> bool:
-        """True when a GradScaler scales the loss (fp16 on a GPU; Paddle disables it on a CPU)."""
-        return self.scaler is not None and self.scaler.is_enable()
+    def unscale_and_check(self, parameters) -> paddle.Tensor:
+        """Divide the gradients by the loss scale (fp16) and return bool [1], True when any is inf or NaN; one
+        fused kernel per gradient dtype and no host synchronisation (see gradients_nonfinite)."""
+        return gradients_nonfinite(parameters, self.scaler.scale if self.scaler is not None else 1.0)
 
-    def finish_step(self, optimizer, apply: bool, gradients_finite_here: bool) -> None:
-        """Apply the update when `apply` (decided on the host from one read per step, see train_step).
+    def finish_step(self, optimizer, apply: bool) -> None:
+        """Apply the update when `apply`, a decision all ranks share (train_step reads it once per step); the loss
+        scale follows the same decision, so it stays equal on every rank."""
+        if apply:
+            optimizer.step()
+        if self.scaler is not None:
+            self.scaler.update(overflow=not apply)
 
-        The decision never comes from the GradScaler's private state (Paddle 3 calls it _cache_found_inf, Paddle
-        2.6 _cache_founf_inf). A GradScaler is still stepped after an overflow of its own, because that is what
-        lowers its scale; it then skips the update itself, as its check sees the same gradients as ours.
-        """
-        if not self.scaling:
-            if apply:
-                optimizer.step()
+
+class LossScaler:
+    """Dynamic loss scaling for fp16 with Paddle's GradScaler defaults: start at 2^15, halve on a step with an inf or
+    NaN, double after 1000 steps in a row without one.
+
+    Paddle's GradScaler is not used: it decides from private state (_cache_found_inf, spelt _cache_founf_inf in
+    Paddle 2.6), decides per rank, reads the device once more in update(), and in Paddle 3.3 with NumPy 2.4 its
+    first scale decrease ends in a TypeError (float() of a [1] tensor). Here the unscaling is the finiteness check
+    (the same fused kernel the GradScaler uses) and the scale is a Python float.
+    """
+
+    def __init__(self, scale: float = 2.0 ** 15, growth_interval: int = 1000, factor: float = 2.0):
+        self.scale, self.growth_interval, self.factor = scale, growth_interval, factor
+        self.good_steps = 0
+
+    def update(self, overflow: bool) -> None:
+        if overflow:
+            self.scale, self.good_steps = max(self.scale / self.factor, 1.0), 0
             return
-        if apply or not gradients_finite_here:
-            self.scaler.step(optimizer)
-            self.scaler.update()
+        self.good_steps += 1
+        if self.good_steps == self.growth_interval:
+            self.scale, self.good_steps = self.scale * self.factor, 0
 
 
-def _one(place_key: str, _cache: dict = {}) -> paddle.Tensor:  # noqa: B006 - one constant per device
-    if place_key not in _cache:
-        _cache[place_key] = paddle.ones([1], dtype='float32')
-    return _cache[place_key]
+def _scale_tensor(value: float, dtype: str, _cache: dict = {}) -> paddle.Tensor:  # noqa: B006 - a small cache
+    key = (value, dtype, str(paddle.get_device()))
+    if key not in _cache:
+        if len(_cache) > 64:
+            _cache.clear()
+        _cache[key] = paddle.full([1], value, dtype=dtype)
+    return _cache[key]
 
 
-def gradients_nonfinite(parameters) -> paddle.Tensor:
-    """bool [1]: True when any gradient holds an inf or a NaN. No host synchronisation: the answer stays on the
-    device until the step's one read. One fused check per gradient dtype, the GradScaler's own kernel
-    (check_finite_and_unscale, here with scale 1), instead of two reductions per parameter."""
+def gradients_nonfinite(parameters, scale: float = 1.0) -> paddle.Tensor:
+    """bool [1]: True when any gradient holds an inf or a NaN, after dividing every gradient by `scale` in place (the
+    loss scale; 1 leaves them as they are). No host synchronisation: the answer stays on the device until the
+    step's one read. One fused kernel per gradient dtype (check_finite_and_unscale, the GradScaler's own) instead
+    of two reductions per parameter."""
     groups = {}
     for p in parameters:
         if not p.stop_gradient and p.grad is not None:
@@ -84,6 +104,8 @@ def gradients_nonfinite(parameters) -> paddle.Tensor:
     found = paddle.zeros([1], dtype='bool')
     for grads in groups.values():
         flag = paddle.zeros([1], dtype='bool')
-        _legacy_C_ops.check_finite_and_unscale(grads, _one(str(paddle.get_device())), grads, flag)
+        # The kernel's scale is float32 for float32 / float16 / bfloat16 gradients, float64 for float64 ones.
+        scale_tensor = _scale_tensor(scale, 'float64' if grads[0].dtype == paddle.float64 else 'float32')
+        _legacy_C_ops.check_finite_and_unscale(grads, scale_tensor, grads, flag)
         found = paddle.logical_or(found, flag)
     return found
