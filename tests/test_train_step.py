@@ -5,8 +5,6 @@ import logging
 import numpy as np
 import paddle
 import pytest
-from paddle.profiler import Profiler, ProfilerTarget
-from paddle.profiler.profiler_statistic import TracerEventType
 
 from lib.core.engine import Training, TrainState, train_step
 from lib.core.loss import StackedHeatmapLoss
@@ -14,6 +12,7 @@ from lib.core.optim import build_optimizer, build_scheduler
 from lib.core.precision import Precision, gradients_nonfinite
 from lib.models import build_model
 from lib.models.layers import batch_norm
+from lib.utils.op_count import host_reads, operators_launched
 
 
 def tiny_training(precision: Precision = None, max_nonfinite: int = 100):
@@ -80,56 +79,14 @@ def test_the_forward_pass_does_move_the_statistics_so_the_restore_is_needed():
     assert any(not np.array_equal(before[k], after[k], equal_nan=True) for k in before)
 
 
-class _Counter:
-    def __init__(self):
-        self.calls = []
-
-
-def count_host_reads(monkeypatch) -> _Counter:
-    """Patch every way a Tensor's value reaches Python; each call is a host synchronisation on a GPU."""
-    counter = _Counter()
-    for name in ('numpy', 'item', 'tolist', '__float__', '__bool__', '__int__', '__index__'):
-        original = getattr(paddle.Tensor, name, None)
-        if original is None:
-            continue
-
-        def wrapped(self, *args, _original=original, _name=name, **kwargs):
-            counter.calls.append(_name)
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(paddle.Tensor, name, wrapped)
-    return counter
-
-
-def test_a_step_reads_the_device_once(monkeypatch):
+def test_a_step_reads_the_device_once():
     model, t = tiny_training()
     state = TrainState()
     train_step(t, batch(0), state, stop_requested=False)
-    counter = count_host_reads(monkeypatch)
-    loss, stop, _ = train_step(t, batch(1), state, stop_requested=False)
-    monkeypatch.undo()
-    assert counter.calls == ['numpy'], counter.calls
+    with host_reads() as calls:
+        loss, stop, _ = train_step(t, batch(1), state, stop_requested=False)
+    assert calls == ['numpy'], calls
     assert np.isfinite(loss) and not stop
-
-
-def operators_launched(fn) -> int:
-    """Operators Paddle's profiler records while `fn` runs (on a CPU each is one kernel call)."""
-    profiler = Profiler(targets=[ProfilerTarget.CPU], on_trace_ready=lambda prof: None)
-    profiler.start()
-    fn()
-    profiler.stop()
-    count = 0
-
-    def walk(node):
-        nonlocal count
-        if node.type == TracerEventType.Operator:
-            count += 1
-            return
-        for child in node.children_node:
-            walk(child)
-    for roots in profiler.profiler_result.get_data().values():
-        for root in (roots if isinstance(roots, list) else [roots]):
-            walk(root)
-    return count
 
 
 def test_the_finiteness_check_costs_the_same_for_any_number_of_parameters():
@@ -138,7 +95,7 @@ def test_the_finiteness_check_costs_the_same_for_any_number_of_parameters():
         model = build_model('hourglass', num_stacks=num_stacks, num_features=16)
         sum(out.sum() for out in model(paddle.randn([2, 3, 64, 64]))).backward()
         gradients_nonfinite(model.parameters())      # the first call also creates its constant
-        counts[len(model.parameters())] = operators_launched(lambda: gradients_nonfinite(model.parameters()))
+        counts[len(model.parameters())] = sum(operators_launched(lambda: gradients_nonfinite(model.parameters())).values())
     (few, ops_few), (many, ops_many) = sorted(counts.items())
     assert many > 3 * few
     assert ops_few == ops_many <= 4, counts      # two zero flags, the fused check, one logical_or

@@ -61,7 +61,7 @@ class StatisticsSnapshot:
         for tensor in tensors:
             self.groups.setdefault(tensor.dtype, []).append(tensor)
         with paddle.no_grad():
-            self.saved = {dtype: paddle.concat([t.reshape([-1]) for t in group]) for dtype, group in self.groups.items()}
+            self.saved = {dtype: paddle.concat([_flat(t) for t in group]) for dtype, group in self.groups.items()}
 
     def restore(self) -> None:
         with paddle.no_grad():
@@ -69,6 +69,10 @@ class StatisticsSnapshot:
                 parts = paddle.split(self.saved[dtype], [int(np.prod(t.shape)) for t in group])
                 for tensor, part in zip(group, parts):
                     paddle.assign(part.reshape(tensor.shape), output=tensor)
+
+
+def _flat(tensor: paddle.Tensor) -> paddle.Tensor:
+    return tensor if len(tensor.shape) == 1 else tensor.reshape([-1])     # BatchNorm's are [C]: no operator
 
 
 def _format_eta(seconds: float) -> str:

@@ -35,19 +35,21 @@ class BatchNorm2D(nn.BatchNorm2D):
     In training both normalise with the biased batch variance b, but the running statistic differs:
     Paddle keeps v <- m v + (1 - m) b, the references v <- m v + (1 - m) b n / (n - 1), with n = N h w
     values per channel. At the hourglass's 4x4 (or hourglass52's 2x2) level and batch 16 that is 1-2 %
-    of the variance used at test time. The correction adds (1 - m) b / (n - 1) = (v_paddle - m v) / (n - 1)
-    after Paddle's update; inference (eval mode, export) runs Paddle's layer unchanged.
+    of the variance used at test time. The correction follows Paddle's update; inference (eval mode, export)
+    runs Paddle's layer unchanged.
     """
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if not self.training or self._use_global_stats:
-            return super().forward(x)
         n = x.shape[0] * x.shape[2] * x.shape[3]
-        previous = self._variance.clone()
+        if not self.training or self._use_global_stats or n <= 1:
+            return super().forward(x)
+        # v_ref = m v + (1 - m) b n/(n-1) = v_paddle n/(n-1) - m v / (n-1). set_value, not an in-place operator:
+        # the backward pass holds the running variance as an input and refuses one modified in place.
+        with paddle.no_grad():
+            previous = self._variance * (self._momentum / (n - 1))
         y = super().forward(x)
-        if n > 1:
-            with paddle.no_grad():
-                self._variance.set_value(self._variance + (self._variance - previous * self._momentum) / (n - 1))
+        with paddle.no_grad():
+            self._variance.set_value(self._variance * (n / (n - 1)) - previous)
         return y
 
 
