@@ -43,13 +43,16 @@ class BatchNorm2D(nn.BatchNorm2D):
         n = x.shape[0] * x.shape[2] * x.shape[3]
         if not self.training or self._use_global_stats or n <= 1:
             return super().forward(x)
-        # v_ref = m v + (1 - m) b n/(n-1) = v_paddle n/(n-1) - m v / (n-1). set_value, not an in-place operator:
-        # the backward pass holds the running variance as an input and refuses one modified in place.
-        with paddle.no_grad():
-            previous = self._variance * (self._momentum / (n - 1))
+        # v_ref = m v + (1 - m) b n/(n-1) = v_paddle n/(n-1) - m v / (n-1).
+        previous = self._variance.detach() * (self._momentum / (n - 1))
         y = super().forward(x)
-        with paddle.no_grad():
-            self._variance.set_value(self._variance * (n / (n - 1)) - previous)
+        corrected = self._variance.detach() * (n / (n - 1)) - previous
+        if paddle.in_dynamic_mode():
+            # set_value, not an in-place operator: the backward pass holds the running variance as an input
+            # and refuses one whose version changed.
+            self._variance.set_value(corrected)
+        else:   # paddle.jit.to_static
+            paddle.assign(corrected, output=self._variance)
         return y
 
 
