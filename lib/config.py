@@ -1,8 +1,21 @@
-"""Run configuration: frozen dataclasses built once in main() and passed down in pieces."""
+"""Run configuration: frozen dataclasses built once in main() and passed down in pieces, and the one
+resolution of a run's configuration (resolve_config):
+
+    preset of (dataset, model, input size)   configs/<dataset>/<model>.yaml, resized by the SIZE RULE below
+    <- run config                            the config.json beside the weights, or of the run being resumed
+    <- config file                           --config FILE (YAML, or a config.json)
+    <- flags                                 --image_size, --lr, ... (only those given)
+    <- --set key.sub=value                   typed overrides, checked against the dataclass fields
+"""
 import argparse
 import dataclasses
+import json
+import os
+import typing
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
+
+import yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -213,6 +226,291 @@ def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',
     test = dataclasses.replace(TestConfig(), **preset.get('test', {}))
     return TrainConfig(data=data, model=model, test=test,
                        **{k: v for k, v in preset.items() if k not in ('data', 'model', 'test')})
+
+
+# ------------------------------------------------------------------------------------------- files
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
+DATASETS = ('mpii', 'coco')
+# SIZE RULE: a preset file holds its recipe at the default input size; another input size keeps the recipe,
+# with heatmaps a quarter of the input and the references' sigma for it (HRNet's 384x288 and MMPose's
+# 384x384 COCO configs use 3).
+SIZE_SIGMA = {'mpii': {}, 'coco': {384: 3.0}}
+# Keys a config.json may hold beside the dataclass fields (tools/convert_weights.py notes its source).
+METADATA_KEYS = ('converted_from',)
+
+
+def read_json(path: str, what: str) -> dict:
+    """The JSON object in `path`; `what` names the expected content for the error messages."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path} does not exist; expected {what}.')
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{path} is not valid JSON ({error}); expected {what}.') from None
+    if not isinstance(values, dict):
+        raise ValueError(f'{path} holds a JSON {type(values).__name__}; expected {what} (an object).')
+    return values
+
+
+def read_config_file(path: str) -> dict:
+    """The configuration tree in a YAML file (configs/*.yaml, --print_config) or a config.json."""
+    what = 'a configuration tree (sections data, model, test and the training fields), as in configs/'
+    if path.endswith('.json'):
+        return read_json(path, what)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist; expected a YAML file such as '
+                                f'{os.path.join(CONFIG_DIR, "mpii", "hourglass.yaml")}.')
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except yaml.YAMLError as error:
+        raise ValueError(f'{path} is not valid YAML ({error}); expected {what}.') from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f'{path} holds a YAML {type(values).__name__}; expected {what}.')
+    return values
+
+
+def dump_yaml(values: dict) -> str:
+    """YAML of a configuration tree (to_dict), lists in flow style: the format of configs/*.yaml."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return list(value) if isinstance(value, tuple) else value
+    return yaml.dump(plain(values), Dumper=_FlowListDumper, sort_keys=False, width=120)
+
+
+class _FlowListDumper(yaml.SafeDumper):
+    """Sections in block style, lists ([192, 256]) in flow style."""
+
+
+_FlowListDumper.add_representer(
+    list, lambda dumper, value: dumper.represent_sequence('tag:yaml.org,2002:seq', value, flow_style=True))
+
+
+def preset_names(dataset: str = 'mpii') -> Tuple[str, ...]:
+    """The models with a preset file on `dataset`: the choices of --model."""
+    if dataset not in DATASETS:
+        raise ValueError(f'unknown dataset {dataset!r}; choose one of {list(DATASETS)}.')
+    folder = os.path.join(CONFIG_DIR, dataset)
+    return tuple(sorted(name[:-len('.yaml')] for name in os.listdir(folder) if name.endswith('.yaml')))
+
+
+def preset_path(dataset: str, model: str) -> str:
+    names = preset_names(dataset)
+    if model not in names:
+        raise ValueError(f'no {dataset} preset for model {model!r}; presets exist for {list(names)} '
+                         f'(files in {os.path.join(CONFIG_DIR, dataset)}).')
+    return os.path.join(CONFIG_DIR, dataset, f'{model}.yaml')
+
+
+def sized(config: 'TrainConfig', input_wh) -> 'TrainConfig':
+    """The SIZE RULE: `config` at input_wh (width, height), heatmaps a quarter of it, the dataset's sigma."""
+    wh = tuple(input_wh)
+    data = dataclasses.replace(config.data, input_wh=wh, heatmap_wh=(wh[0] // 4, wh[1] // 4),
+                               sigma=SIZE_SIGMA[config.data.dataset].get(wh[1], config.data.sigma))
+    return dataclasses.replace(config, data=data)
+
+
+def load_preset(dataset: str = 'mpii', model: str = 'hourglass', input_wh=None) -> 'TrainConfig':
+    """The preset of (dataset, model, input size): configs/<dataset>/<model>.yaml, at input_wh when given."""
+    path = preset_path(dataset, model)
+    config = _apply(TrainConfig(data=DataConfig(dataset_root='')), _typed(read_config_file(path), path))
+    return config if input_wh is None else sized(config, input_wh)
+
+
+# ----------------------------------------------------------------------------------- typed layers
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if args and args[-1] is Ellipsis:
+            return f'a list of {args[0].__name__}'
+        return f'a list of {len(args)} {args[0].__name__}s' if len(set(args)) == 1 else f'a list {args}'
+    return tp.__name__
+
+
+def _coerce(value, tp, key: str, source: str):
+    """`value` (from YAML/JSON, or a --set string) as the field type `tp`; a TypeError names the field."""
+    def fail():
+        raise TypeError(f'{key}={value!r} (from {source}) is not {_describe(tp)}; expected {_describe(tp)}, '
+                        f'e.g. {_example(tp)}.')
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, str):
+            text = value.strip().strip('[]()').strip()
+            value = [part.strip() for part in text.split(',')] if text else []
+        if not isinstance(value, (list, tuple)):
+            fail()
+        types = [args[0]] * len(value) if args and args[-1] is Ellipsis else list(args)
+        if len(types) != len(value):
+            fail()
+        try:
+            return tuple(_coerce(v, t, key, source) for v, t in zip(value, types))
+        except TypeError:
+            fail()
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        words = {'true': True, 'yes': True, 'on': True, '1': True, 'false': False, 'no': False, 'off': False,
+                 '0': False}
+        if isinstance(value, str) and value.strip().lower() in words:
+            return words[value.strip().lower()]
+        fail()
+    if tp in (int, float):
+        if isinstance(value, bool):
+            fail()
+        if isinstance(value, str):
+            try:
+                value = tp(value.strip())
+            except ValueError:
+                fail()
+        if isinstance(value, int) or (tp is float and isinstance(value, float)):
+            return tp(value)
+        fail()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        fail()
+    return value
+
+
+def _example(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        one = {int: '1', float: '0.5', str: 'a'}[args[0]]
+        return f'{one},{one}' if args[-1] is Ellipsis or len(args) == 2 else ','.join([one] * len(args))
+    return {bool: 'true', int: '3', float: '0.5', str: 'text'}.get(tp, '...')
+
+
+def _field_types(cls) -> Dict[str, object]:
+    return {f.name: f.type for f in dataclasses.fields(cls)}
+
+
+def valid_keys(cls=None, prefix: str = '') -> Tuple[str, ...]:
+    """Every dotted key of the configuration tree: data.sigma, model.name, lr, ..."""
+    keys = []
+    for name, tp in _field_types(cls or TrainConfig).items():
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            keys += valid_keys(tp, f'{prefix}{name}.')
+        else:
+            keys.append(prefix + name)
+    return tuple(keys)
+
+
+def _typed(values: dict, source: str, cls=None, prefix: str = '', strict: bool = True) -> dict:
+    """`values` (a nested dict) checked and converted against the fields of `cls` (TrainConfig)."""
+    cls = cls or TrainConfig
+    types, typed = _field_types(cls), {}
+    for name, value in values.items():
+        key = prefix + name
+        if name not in types:
+            if not strict or (not prefix and name in METADATA_KEYS):
+                continue
+            section = f'section {prefix[:-1]}' if prefix else 'the configuration'
+            raise ValueError(f'unknown config key {key!r} (from {source}); {section} has the keys '
+                             f'{[prefix + k for k in types]}. See --print_config for the whole tree.')
+        tp = types[name]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise TypeError(f'{key} (from {source}) is a section, received {value!r}; set its fields, '
+                                f'e.g. {key}.{dataclasses.fields(tp)[0].name}=...')
+            typed[name] = _typed(value, source, tp, key + '.', strict)
+        else:
+            typed[name] = _coerce(value, tp, key, source)
+    data = typed.get('data') if cls is TrainConfig else None
+    if data and 'input_wh' in data and 'heatmap_wh' not in data:   # the SIZE RULE's heatmaps
+        data['heatmap_wh'] = (data['input_wh'][0] // 4, data['input_wh'][1] // 4)
+    return typed
+
+
+def unflatten(flat: Dict[str, object]) -> dict:
+    """{'data.sigma': 3} -> {'data': {'sigma': 3}}; None values (flags not given) are left out."""
+    tree: dict = {}
+    for key, value in flat.items():
+        if value is None:
+            continue
+        node, parts = tree, key.split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f'config key {key!r} goes through {part!r}, which is not a section.')
+        node[parts[-1]] = value
+    return tree
+
+
+def parse_sets(items: Iterable[str]) -> dict:
+    """--set values, 'key.sub=value' each, as a nested dict of strings (typed by _typed)."""
+    flat = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key.strip():
+            raise ValueError(f'--set {item!r} is not key=value; expected e.g. --set data.sigma=3 lr=5e-4 '
+                             f'(keys: {", ".join(valid_keys())}).')
+        flat[key.strip()] = value
+    return unflatten(flat)
+
+
+def _merge(*parts: dict) -> dict:
+    merged: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            merged[key] = _merge(merged.get(key) or {}, value) if isinstance(value, dict) else value
+    return merged
+
+
+def _apply(config, values: dict):
+    """`config` (a dataclass) with the typed nested `values` replaced."""
+    changes = {}
+    for name, value in values.items():
+        current = getattr(config, name)
+        changes[name] = _apply(current, value) if dataclasses.is_dataclass(current) else value
+    return dataclasses.replace(config, **changes)
+
+
+# Sections of a run's config.json that travel with its weights (val.py, infer.py, export.py): the network and
+# its input and test conventions, not where the training data was or how it was augmented.
+WEIGHT_CONVENTIONS = {'model': ('name', 'num_stacks', 'num_features', 'num_joints'),
+                      'data': ('dataset', 'input_wh', 'heatmap_wh', 'color_rgb', 'mean', 'std', 'sigma'),
+                      'test': None}   # None: the whole section
+
+
+def weight_conventions(saved: dict) -> dict:
+    """The part of a config.json that travels with its weights (WEIGHT_CONVENTIONS)."""
+    kept = {}
+    for section, keys in WEIGHT_CONVENTIONS.items():
+        values = saved.get(section) or {}
+        kept[section] = dict(values) if keys is None else {k: values[k] for k in keys if k in values}
+    return kept
+
+
+def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Optional[dict] = None,
+                   config_file: Optional[str] = None, sets: Sequence[str] = (),
+                   run_source: str = 'the run config') -> 'TrainConfig':
+    """The one resolution of a run's configuration, used by train.py (new and resumed runs), val.py,
+    infer.py, export.py and the tools. Later layers win:
+
+        preset of (dataset, model, input size) <- run_config <- config_file <- flags <- sets
+
+    flags: {'data.sigma': 3.0, ...}, None values are flags not given. run_config: a config.json's tree
+    (unknown keys of older versions are skipped). sets: 'key.sub=value' strings, type-checked. The dataset,
+    model and input size of the preset are the last layer's that names them (default mpii, hourglass and the
+    preset's own size)."""
+    layers = [_typed(run_config or {}, run_source, strict=False)]
+    if config_file:
+        layers.append(_typed(read_config_file(config_file), config_file))
+    layers.append(_typed(unflatten(flags or {}), 'the flags'))
+    layers.append(_typed(parse_sets(sets), '--set'))
+    merged = _merge(*layers)
+    data, model = merged.get('data', {}), merged.get('model', {})
+    preset = load_preset(data.get('dataset', 'mpii'), model.get('name', 'hourglass'), data.get('input_wh'))
+    return _apply(preset, merged)
 
 
 def to_dict(config) -> dict:
