@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 import paddle.nn as nn  # noqa: E402
 
-from lib.config import PRESETS, to_dict  # noqa: E402
-from lib.inference.conventions import EXPORTED_CONFIG_NAME, Conventions, conventions_from_config, run_config_for  # noqa: E402
+from lib.config import preset_names, to_dict  # noqa: E402
+from lib.inference.conventions import EXPORTED_CONFIG_NAME, Conventions, conventions_for_weights  # noqa: E402
 from lib.inference.exported import ONNX_FILE, PADDLE_PARAMS_FILE, OnnxRuntimeBackend, PaddleInferenceBackend  # noqa: E402
 from lib.models import build_model_from, check_input_size  # noqa: E402
 from lib.utils.checkpoint import load_weights  # noqa: E402
@@ -54,7 +54,7 @@ class LastStack(nn.Layer):
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--pretrained_model', required=True, help='.pdparams written by train.py or tools/convert_weights.py')
-    p.add_argument('--model', choices=sorted(PRESETS), help='architecture (default: from config.json beside the weights)')
+    p.add_argument('--model', choices=preset_names(), help='architecture (default: from config.json beside the weights)')
     p.add_argument('--num_stacks', type=int, help='hourglass stacks (default: from config.json)')
     p.add_argument('--num_features', type=int, help='hourglass width (default: from config.json)')
     p.add_argument('--image_size', type=int, help='square input side (default: from config.json, else 256)')
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {'model': args.model, 'num_stacks': args.num_stacks, 'num_features': args.num_features,
                  'image_size': args.image_size}
-    conventions = conventions_from_config(run_config_for(args.pretrained_model), overrides)
+    conventions = conventions_for_weights(args.pretrained_model, overrides)
     model_cfg, data, _ = conventions
     check_input_size(model_cfg.name, data.input_wh)
     if args.onnx:

@@ -104,74 +104,6 @@ class TrainConfig:
     device: str = 'auto'
 
 
-# Each model's reference training recipe, per dataset; train.py starts from the preset of (--dataset, --model)
-# and applies the flags on top. batch_size is per process (GPU): the references' global batch is noted beside it.
-_HRNET_POSE_RESNET_MPII = {
-    # HRNet experiments/mpii/resnet*/256x256_d256x3_adam_lr1e-3.yaml: Adam 1e-3 without weight decay,
-    # x0.1 after epochs 90 and 120 of 140, 32 per GPU x 4 GPUs; BGR pixels with the RGB ImageNet statistics
-    # (COLOR_RGB false, a quirk kept so that HRNet's numbers reproduce); sf 0.25, rf 30, sigma 2.
-    'optimizer': 'adam', 'lr': 1e-3, 'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 32,
-    'data': {'color_rgb': False},
-}
-_MMPOSE_HOURGLASS_MPII = {
-    # MMPose td-hm_hourglass52_8xb64-210e_mpii-256x256: Adam 5e-4, linear warm-up over 500 iterations
-    # from 0.001, x0.1 after epochs 170 and 200 of 210, 64 per GPU x 8 GPUs; RGB; flip, rotation factor 40
-    # (p 0.6), scale factor 0.5, sigma 2.
-    'optimizer': 'adam', 'lr': 5e-4, 'warmup_iters': 500, 'warmup_ratio': 0.001, 'epochs': 210,
-    'lr_steps': (170, 200), 'batch_size': 64, 'data': {'scale_factor': 0.5, 'rotation_factor': 40.0},
-}
-_NEWELL_HOURGLASS = {
-    # Newell et al.: RMSprop 2.5e-4 as the paper; the paper decays on plateaus, we use HRNet's MPII
-    # schedule (x0.1 after epochs 90 and 120 of 140), batch 16, HRNet's augmentation and sigma 2.
-    'model': {'num_stacks': 8, 'num_features': 256}, 'optimizer': 'rmsprop', 'lr': 2.5e-4,
-    'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 16,
-}
-PRESETS = {   # MPII; the model names are the choices of --model
-    'hourglass': _NEWELL_HOURGLASS,
-    'hourglass52': _MMPOSE_HOURGLASS_MPII,
-    'hourglass104': _MMPOSE_HOURGLASS_MPII,   # MMPose publishes no MPII recipe for 2 stacks: hourglass52's
-    **{f'pose_resnet_{depth}': _HRNET_POSE_RESNET_MPII for depth in (18, 34, 50, 101, 152)},
-}
-
-# COCO person keypoints (SPEC H): 17 joints, train2017 / val2017, HxW inputs (W x H = 192 x 256 is "256x192").
-_COCO = {'model': {'num_joints': 17}, 'data': {'train_set': 'train2017', 'valid_set': 'val2017'}}
-_HRNET_POSE_RESNET_COCO = {
-    # HRNet experiments/coco/resnet/res{50,101,152}_{256x192,384x288}_d256x3_adam_lr1e-3.yaml: Adam 1e-3
-    # without weight decay, x0.1 after epochs 90 and 120 of 140, 32 per GPU x 4 GPUs; BGR with the RGB
-    # ImageNet statistics (COLOR_RGB false); flip, sf 0.3, rf 40, no half body, no joint weights; sigma 2
-    # (3 at 384x288). Test: flip + shift, GT boxes for validation, image_thre 0, in_vis_thre 0.2, oks_thre 0.9.
-    'optimizer': 'adam', 'lr': 1e-3, 'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 32,
-    'data': {'input_wh': (192, 256), 'color_rgb': False, 'scale_factor': 0.3, 'rotation_factor': 40.0,
-             'prob_half_body': 0.0},
-}
-_MMPOSE_HOURGLASS_COCO = {
-    # MMPose 0.x hourglass52_coco_256x256 (= 1.x td-hm_hourglass52_8xb32-210e_coco-256x256): Adam 5e-4, linear
-    # warm-up over 500 iterations from 0.001, x0.1 after epochs 170 and 200 of 210, 32 per GPU x 8 GPUs; RGB;
-    # flip, half body (p 0.3, more than 8 joints), rf 40, sf 0.5; sigma 2 (3 at 384x384).
-    **_MMPOSE_HOURGLASS_MPII, 'batch_size': 32,
-    'data': {'input_wh': (256, 256), 'scale_factor': 0.5, 'rotation_factor': 40.0, 'prob_half_body': 0.3,
-             'num_joints_half_body': 8},
-}
-_NEWELL_HOURGLASS_COCO = {
-    # No reference recipe: Newell's MPII optimiser and schedule (above) with SimpleBaselines' COCO augmentation
-    # (flip, sf 0.3, rf 40, no half body), RGB, 256x192 input (multiples of 64), sigma 2.
-    **_NEWELL_HOURGLASS,
-    'data': {'input_wh': (192, 256), 'scale_factor': 0.3, 'rotation_factor': 40.0, 'prob_half_body': 0.0},
-}
-COCO_PRESETS = {
-    'hourglass': _NEWELL_HOURGLASS_COCO,
-    'hourglass52': _MMPOSE_HOURGLASS_COCO,
-    'hourglass104': _MMPOSE_HOURGLASS_COCO,   # MMPose publishes no COCO recipe for 2 stacks: hourglass52's
-    # HRNet publishes 50, 101 and 152; 18 and 34 take the same recipe.
-    **{f'pose_resnet_{depth}': _HRNET_POSE_RESNET_COCO for depth in (18, 34, 50, 101, 152)},
-}
-DATASET_PRESETS = {'mpii': PRESETS, 'coco': COCO_PRESETS}
-DATASET_DEFAULTS = {'mpii': {}, 'coco': _COCO}   # applied before the model's preset
-DEFAULT_ROOTS = {'mpii': 'data/mpii', 'coco': 'data/coco'}
-# The references' sigma for their larger inputs: HRNet's 384x288 and MMPose's 384x384 COCO configs use 3.
-SIGMA_BY_INPUT_HEIGHT = {'mpii': {}, 'coco': {384: 3.0}}
-
-
 def parse_image_size(text) -> Tuple[int, int]:
     """'256' -> (256, 256); '256x192' (HRNet's naming: height x width) -> input_wh (192, 256)."""
     parts = str(text).lower().split('x')
@@ -197,35 +129,6 @@ def image_size_arg(text: str) -> Tuple[int, int]:
 def size_name(input_wh) -> str:
     """HRNet's name of an input size: height x width, e.g. 256x192."""
     return f'{input_wh[1]}x{input_wh[0]}'
-
-
-def _merge(*parts: dict) -> dict:
-    merged = {}
-    for part in parts:
-        for key, value in part.items():
-            merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    return merged
-
-
-def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',
-                  input_wh: Optional[Tuple[int, int]] = None) -> TrainConfig:
-    """The TrainConfig of a model's reference recipe on `dataset` (DATASET_PRESETS), before any command-line
-    override. input_wh (width, height) replaces the preset's input size (heatmaps a quarter of it) and picks the
-    references' sigma for that size."""
-    if dataset not in DATASET_PRESETS:
-        raise ValueError(f'unknown dataset {dataset!r}; choose one of {sorted(DATASET_PRESETS)}.')
-    table = DATASET_PRESETS[dataset]
-    if model_name not in table:
-        raise ValueError(f'no {dataset} preset for model {model_name!r}; presets exist for {sorted(table)}.')
-    preset = _merge(DATASET_DEFAULTS[dataset], table[model_name])
-    data = dataclasses.replace(DataConfig(dataset_root=dataset_root, dataset=dataset), **preset.get('data', {}))
-    wh = tuple(input_wh) if input_wh is not None else data.input_wh
-    data = dataclasses.replace(data, input_wh=wh, heatmap_wh=(wh[0] // 4, wh[1] // 4),
-                               sigma=SIGMA_BY_INPUT_HEIGHT[dataset].get(wh[1], data.sigma))
-    model = dataclasses.replace(ModelConfig(name=model_name), **preset.get('model', {}))
-    test = dataclasses.replace(TestConfig(), **preset.get('test', {}))
-    return TrainConfig(data=data, model=model, test=test,
-                       **{k: v for k, v in preset.items() if k not in ('data', 'model', 'test')})
 
 
 # ------------------------------------------------------------------------------------------- files
@@ -336,8 +239,10 @@ def _describe(tp) -> str:
 
 def _coerce(value, tp, key: str, source: str):
     """`value` (from YAML/JSON, or a --set string) as the field type `tp`; a TypeError names the field."""
+    received = value
+
     def fail():
-        raise TypeError(f'{key}={value!r} (from {source}) is not {_describe(tp)}; expected {_describe(tp)}, '
+        raise TypeError(f'{key}={received!r} (from {source}) is not {_describe(tp)}; expected {_describe(tp)}, '
                         f'e.g. {_example(tp)}.')
     origin = typing.get_origin(tp)
     if origin is tuple:
@@ -384,13 +289,22 @@ def _example(tp) -> str:
     origin = typing.get_origin(tp)
     if origin is tuple:
         args = typing.get_args(tp)
-        one = {int: '1', float: '0.5', str: 'a'}[args[0]]
+        one = {int: '2', float: '0.5', str: 'a'}[args[0]]
         return f'{one},{one}' if args[-1] is Ellipsis or len(args) == 2 else ','.join([one] * len(args))
     return {bool: 'true', int: '3', float: '0.5', str: 'text'}.get(tp, '...')
 
 
 def _field_types(cls) -> Dict[str, object]:
     return {f.name: f.type for f in dataclasses.fields(cls)}
+
+
+def key_type(key: str):
+    """The field type of a dotted key: float for 'data.sigma'."""
+    cls = TrainConfig
+    for part in key.split('.'):
+        tp = _field_types(cls)[part]
+        cls = tp
+    return tp
 
 
 def valid_keys(cls=None, prefix: str = '') -> Tuple[str, ...]:
@@ -490,6 +404,24 @@ def weight_conventions(saved: dict) -> dict:
     return kept
 
 
+def find_run_config(weights: str) -> Optional[str]:
+    """Path of the config.json in the folder of `weights` or its parent (train.py keeps best_model/ inside
+    the run folder), or None."""
+    folder = os.path.dirname(os.path.abspath(weights))
+    for candidate in (folder, os.path.dirname(folder)):
+        path = os.path.join(candidate, 'config.json')
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def run_config_for(weights: str) -> dict:
+    """The config.json train.py (or tools/convert_weights.py) left beside these weights, or {} without one."""
+    path = find_run_config(weights)
+    return read_json(path, 'the config.json that train.py or tools/convert_weights.py writes (sections model, '
+                           'data, test)') if path else {}
+
+
 def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Optional[dict] = None,
                    config_file: Optional[str] = None, sets: Sequence[str] = (),
                    run_source: str = 'the run config') -> 'TrainConfig':
@@ -511,6 +443,13 @@ def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Option
     data, model = merged.get('data', {}), merged.get('model', {})
     preset = load_preset(data.get('dataset', 'mpii'), model.get('name', 'hourglass'), data.get('input_wh'))
     return _apply(preset, merged)
+
+
+def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',
+                  input_wh: Optional[Tuple[int, int]] = None) -> TrainConfig:
+    """The preset of (dataset, model, input size) with its data at dataset_root (load_preset)."""
+    preset = load_preset(dataset, model_name, input_wh)
+    return dataclasses.replace(preset, data=dataclasses.replace(preset.data, dataset_root=dataset_root))
 
 
 def to_dict(config) -> dict:
