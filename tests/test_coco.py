@@ -11,10 +11,11 @@ from lib.config import DataConfig
 from lib.core.evaluators import oracle
 from lib.core.coco_eval import (STATS_NAMES, coco_eval_line, coco_table,
                                 evaluate_coco, oks, oks_nms, rescore, select_keypoints, write_keypoint_results)
-from lib.datasets.coco import (COCO_JOINTS_WEIGHT, coco_files, joints_weight_for, load_coco_annotations,
-                               load_detection_boxes, parse_coco_keypoints, sanitize_box, xywh_to_center_scale)
+from lib.datasets.coco import (COCO_JOINTS_WEIGHT, coco_files, load_coco_annotations,
+                               load_detection_boxes, parse_coco_keypoints, sanitize_box)
 from lib.datasets.half_body import half_body_transform, random_half_body, upper_body_ids
 from lib.datasets.skeletons import COCO, MPII
+from lib.datasets.transforms import box_to_center_scale as xywh_to_center_scale
 from tests.helpers import SHARED_DATA, require
 
 COCO_MINI = os.path.join(SHARED_DATA, 'coco', 'coco_mini')
@@ -250,7 +251,7 @@ def test_joints_weight():
     assert COCO_JOINTS_WEIGHT.shape == (17, 1)
     assert COCO_JOINTS_WEIGHT[[7, 8, 13, 14], 0].tolist() == [pytest.approx(1.2)] * 4
     assert COCO_JOINTS_WEIGHT[[9, 10, 15, 16], 0].tolist() == [1.5] * 4
-    assert joints_weight_for(MPII).tolist() == [[1.0]] * 16
+    assert MPII.joints_weight_array.tolist() == [[1.0]] * 16
 
 
 # --- OKS, NMS, rescoring (SPEC H.3) --------------------------------------------------------------------------
