@@ -115,28 +115,11 @@ def input_label(dataset: str, input_wh) -> str:
     return str(input_wh[0]) if dataset == 'mpii' and input_wh[0] == input_wh[1] else size_name(input_wh)
 
 
-def model_predictions(args, model_cfg: ModelConfig, data, test: TestConfig):
-    """(preds [N, K, 2], name, extra) of the model on data.valid_set (tools/draw_predictions.py uses it)."""
-    preds, _, name, extra = run_model(args, model_cfg, data, test, load_split(data, data.valid_set, test))
-    return preds, name, extra
-
-
 def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: SplitRecords):
     """(preds [N, K, 2] image pixels, maxvals [N, K, 1], name, extra) of the flip-tested model on `split`."""
-    # Paddle is imported here only, so that --preds_file and --oracle start fast.
-    from lib.core.engine import predict
-    from lib.datasets.loaders import eval_loader
-    from lib.datasets.pose_dataset import TopDownPoseDataset
-    from lib.models import build_model_from
-    from lib.utils.checkpoint import load_weights
-    from lib.utils.device import select_device
-
-    select_device(args.device)
-    dataset = TopDownPoseDataset(split.records, split.image_dir, split.layout, data, is_train=False)
-    model = build_model_from(model_cfg)
-    load_weights(model, args.pretrained_model)
-    loader = eval_loader(dataset, args.batch_size, args.workers)
-    preds, maxvals = predict(model, loader, len(dataset), split.layout.flip_pairs, test)
+    from lib.core.validate import predict_split   # imports Paddle: --preds_file and --oracle start fast without
+    preds, maxvals = predict_split(args.pretrained_model, model_cfg, data, test, split, args.device, args.batch_size,
+                                   args.workers)
     name = f'{model_cfg.label}_{input_label(data.dataset, data.input_wh)}'
     return preds, maxvals, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
 

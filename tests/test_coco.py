@@ -16,11 +16,8 @@ from lib.datasets.coco import (COCO_JOINTS_WEIGHT, coco_files, load_coco_annotat
 from lib.datasets.half_body import half_body_transform, random_half_body, upper_body_ids
 from lib.datasets.skeletons import COCO, MPII
 from lib.datasets.transforms import box_to_center_scale as xywh_to_center_scale
-from tests.helpers import SHARED_DATA, require
+from tests.helpers import COCO_MINI, MINI_VAL_JSON, MMPOSE_COCO, require
 
-COCO_MINI = os.path.join(SHARED_DATA, 'coco', 'coco_mini')
-MMPOSE_COCO = os.path.join(SHARED_DATA, 'coco', 'mmpose_tests')
-MINI_VAL_JSON = os.path.join(COCO_MINI, 'annotations', 'person_keypoints_val2017.json')
 TEST_COCO_JSON = os.path.join(MMPOSE_COCO, 'test_coco.json')
 TEST_DET_JSON = os.path.join(MMPOSE_COCO, 'test_coco_det_AP_H_56.json')
 INPUT_WH, HEATMAP_WH = (192, 256), (48, 64)

@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 import train
 from lib.core.metrics import evaluate_pckh, load_mpii_ground_truth
@@ -33,6 +34,7 @@ def mean_pose_baseline(root: str) -> float:
     return evaluate_pckh(preds, load_mpii_ground_truth(os.path.join(root, 'annot', 'gt_valid.mat')))['Mean']
 
 
+@pytest.mark.slow
 def test_small_hourglass_learns_synthetic_mpii(tmp_path):
     root = str(tmp_path / 'data')
     make_synthetic_mpii(root, num_train=1000, num_valid=200, seed=0)

@@ -6,7 +6,7 @@ sampler passes in with the index, so a run is reproducible whatever the number o
 resumed run sees exactly the samples it would have seen.
 """
 import os
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import cv2
 import numpy as np

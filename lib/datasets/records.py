@@ -3,7 +3,7 @@
 No Paddle here, so that val.py --oracle and --preds_file start fast.
 """
 import os
-from typing import Dict, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 from lib.config import DataConfig, TestConfig
 from lib.datasets.coco import coco_files, load_coco_annotations, load_detection_boxes

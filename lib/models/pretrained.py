@@ -17,8 +17,7 @@ from typing import Dict, List
 
 import paddle
 
-from lib.convert.resnet_maps import RESNETS
-from lib.models.pose_resnet import Bottleneck, PoseResNet
+from lib.models.pose_resnet import RESNETS, Bottleneck, PoseResNet
 from lib.utils.checkpoint import load_file, model_state_from
 
 HEAD_PREFIXES = ('deconv_layers.', 'final_layer.')
