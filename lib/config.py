@@ -9,13 +9,14 @@ resolution of a run's configuration (resolve_config):
 """
 import argparse
 import dataclasses
-import json
 import os
 import typing
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import yaml
+
+from lib.utils.files import read_json
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -143,25 +144,11 @@ SIZE_SIGMA = {'mpii': {}, 'coco': {384: 3.0}}
 METADATA_KEYS = ('converted_from',)
 
 
-def read_json(path: str, what: str) -> dict:
-    """The JSON object in `path`; `what` names the expected content for the error messages."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path} does not exist; expected {what}.')
-    try:
-        with open(path) as f:
-            values = json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{path} is not valid JSON ({error}); expected {what}.') from None
-    if not isinstance(values, dict):
-        raise ValueError(f'{path} holds a JSON {type(values).__name__}; expected {what} (an object).')
-    return values
-
-
 def read_config_file(path: str) -> dict:
     """The configuration tree in a YAML file (configs/*.yaml, --print_config) or a config.json."""
     what = 'a configuration tree (sections data, model, test and the training fields), as in configs/'
     if path.endswith('.json'):
-        return read_json(path, what)
+        return read_json(path, what, expect=dict)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist; expected a YAML file such as '
                                 f'{os.path.join(CONFIG_DIR, "mpii", "hourglass.yaml")}.')
@@ -419,7 +406,7 @@ def run_config_for(weights: str) -> dict:
     """The config.json train.py (or tools/convert_weights.py) left beside these weights, or {} without one."""
     path = find_run_config(weights)
     return read_json(path, 'the config.json that train.py or tools/convert_weights.py writes (sections model, '
-                           'data, test)') if path else {}
+                           'data, test)', expect=dict) if path else {}
 
 
 def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Optional[dict] = None,

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from lib.datasets.transforms import PIXEL_STD
+from lib.utils.files import read_json
 
 # Per-keypoint standard deviations of the COCO OKS (cocoeval.py, HRNet nms.py), in COCO joint order.
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
@@ -135,8 +136,7 @@ def evaluate_coco(gt_json: str, results_json: str, image_ids: Optional[Sequence[
     for path, what in ((gt_json, 'annotation file'), (results_json, 'results file')):
         if not os.path.isfile(path):
             raise FileNotFoundError(f'COCO {what} not found: {path}')
-    with open(results_json) as f:
-        results = json.load(f)
+    results = read_json(results_json, 'COCO keypoint results (a JSON list)')
     if not isinstance(results, list) or not results:
         raise ValueError(f'{results_json} holds no predictions (an empty list); COCOeval needs at least one. '
                          'Check that the validation set was not empty.')

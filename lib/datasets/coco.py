@@ -6,7 +6,6 @@ read directly, so training does not need it. Two layouts are accepted:
     <root>/annotations/person_keypoints_{train2017,val2017}.json
     <root>/images/{train2017,val2017}/%012d.jpg     (HRNet)   or   <root>/{train2017,val2017}/%012d.jpg
 """
-import json
 import os
 from collections import OrderedDict
 from typing import Dict, List, Mapping, NamedTuple, Sequence, Tuple, Union
@@ -15,6 +14,7 @@ import numpy as np
 
 from lib.datasets.skeletons import COCO, KeypointLayout
 from lib.datasets.transforms import box_to_center_scale
+from lib.utils.files import read_json
 
 IMAGE_SETS = ('train2017', 'val2017')
 PERSON_CATEGORY = 1
@@ -65,16 +65,6 @@ def sanitize_box(box: Sequence[float], width: int, height: int) -> Union[List[fl
     if x2 >= x1 and y2 >= y1:
         return [x1, y1, x2 - x1, y2 - y1]
     return None
-
-
-def read_json(path: str, what: str):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{what} not found: {path}')
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON ({error}); re-download or regenerate the {what}.') from None
 
 
 def _fail(path: str, index: int, entry, problem: str) -> None:
@@ -136,7 +126,7 @@ def parse_coco_keypoints(annotation, input_wh: Tuple[int, int], layout: Keypoint
     (COCO keypoints are already 0-based pixels), joints_vis [K] = min(v, 1), area (the annotation's), score 1.
     """
     path = annotation if isinstance(annotation, str) else '<annotations>'
-    dataset = read_json(annotation, 'COCO annotation file') if isinstance(annotation, str) else annotation
+    dataset = read_json(annotation, 'COCO annotation file', 're-download or regenerate it') if isinstance(annotation, str) else annotation
     images, annotations = _check_dataset(dataset, path)
     aspect_ratio = input_wh[0] * 1.0 / input_wh[1]
     by_image = {image_id: [] for image_id in images}
@@ -167,7 +157,7 @@ def load_coco_annotations(root: str, image_set: str, input_wh: Tuple[int, int]) 
 def _image_ids(coco) -> set:
     """Image ids of an annotation file given as a path, its parsed JSON, or a pycocotools COCO object."""
     if isinstance(coco, str):
-        coco = read_json(coco, 'COCO annotation file')
+        coco = read_json(coco, 'COCO annotation file', 're-download or regenerate it')
     dataset = getattr(coco, 'dataset', coco)
     images, _ = _check_dataset(dataset, '<annotations>')
     return set(images)
@@ -187,7 +177,7 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
         raise FileNotFoundError(f'detection file not found: {det_file}. HRNet\'s val2017 boxes are '
                                 'person_detection_results/COCO_val2017_detections_AP_H_56_person.json (see its '
                                 'README, "Data preparation"), or evaluate with ground-truth boxes.')
-    boxes = read_json(det_file, 'detection file')
+    boxes = read_json(det_file, 'detection file', 're-download or regenerate it')
     if not isinstance(boxes, list):
         raise ValueError(f'{det_file} must hold a JSON list of {{image_id, category_id, bbox, score}}; received '
                          f'{type(boxes).__name__}.')

@@ -4,13 +4,13 @@
     <root>/annot/gt_valid.mat                       ground truth for PCKh (SPEC B.1)
     <root>/images/<name>.jpg
 """
-import json
 import os
 from typing import Dict, List
 
 import numpy as np
 
 from lib.datasets.skeletons import MPII
+from lib.utils.files import read_json
 
 IMAGE_SETS = ('train', 'valid', 'trainval', 'test')
 
@@ -91,11 +91,7 @@ def load_mpii_annotations(root: str, image_set: str) -> List[Dict[str, np.ndarra
     adjustment, joints [16, 2] 0-based pixels, joints_vis [16] (1 = annotated).
     """
     annot = check_dataset_root(root, image_set)
-    try:
-        with open(annot) as f:
-            entries = json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{annot} is not valid JSON ({error}); re-download or regenerate it.') from None
+    entries = read_json(annot, 'a JSON list of person entries (HRNet layout)', 're-download or regenerate it')
     if not isinstance(entries, list) or not entries:
         raise ValueError(f'{annot} must hold a non-empty JSON list of person entries; '
                          f'received {type(entries).__name__} of length {len(entries) if hasattr(entries, "__len__") else "?"}.')

@@ -8,8 +8,9 @@ by lib/config.resolve_config: the preset of (dataset, model) <- those sections <
 import os
 from typing import NamedTuple, Optional
 
-from lib.config import (DataConfig, ModelConfig, TestConfig, find_run_config, read_json, resolve_config,
-                        run_config_for, weight_conventions)
+from lib.config import (DataConfig, ModelConfig, TestConfig, find_run_config, resolve_config, run_config_for,
+                        weight_conventions)
+from lib.utils.files import read_json
 
 # Keys of `overrides` and the config keys they set; None (or a missing key) keeps the saved value. The
 # flip_test, shift_heatmap and post_process flags override in both directions.
@@ -60,4 +61,4 @@ def conventions_for_model_dir(model_dir: str, overrides: Optional[dict] = None) 
         raise FileNotFoundError(f'{path} not found: an exported model folder keeps its input conventions in '
                                 f'{EXPORTED_CONFIG_NAME}. Pass the folder export.py wrote as --model_dir, or '
                                 're-export the model.')
-    return conventions_from_config(read_json(path, f'the {EXPORTED_CONFIG_NAME} export.py writes'), overrides, path)
+    return conventions_from_config(read_json(path, f'the {EXPORTED_CONFIG_NAME} export.py writes', expect=dict), overrides, path)

@@ -4,13 +4,13 @@ Both map normalised crops [N, 3, H, W] float32 to the last stack's heatmaps [N, 
 free), and carry the folder's conventions: `conventions` is (ModelConfig, DataConfig, TestConfig) as
 lib.inference.conventions reads them from inference.json, `inference_config` the file's raw contents.
 """
-import json
 import os
 from typing import Optional, Tuple
 
 import numpy as np
 
 from lib.inference.conventions import EXPORTED_CONFIG_NAME, conventions_from_config
+from lib.utils.files import read_json
 
 PADDLE_MODEL_FILES = ('model.json', 'model.pdmodel')   # Paddle 3.x (PIR) writes .json; the old IR .pdmodel
 PADDLE_PARAMS_FILE = 'model.pdiparams'
@@ -32,12 +32,8 @@ def read_inference_config(model_dir: str) -> dict:
                                 + _expected_files(model_dir))
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path} not found; an exported model folder holds ' + _expected_files(model_dir))
-    with open(path) as f:
-        try:
-            values = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f'{path} is not valid JSON ({error}); re-export the model: '
-                             + EXPORT_COMMAND.format(dir=model_dir)) from None
+    values = read_json(path, 'the sections model, data and test', 're-export the model: '
+                       + EXPORT_COMMAND.format(dir=model_dir), expect=dict)
     missing = [key for key in ('model', 'data', 'test') if not isinstance(values.get(key), dict)]
     if missing:
         raise ValueError(f'{path} lacks the section(s) {missing}; export.py writes model, data, test, num_joints '
