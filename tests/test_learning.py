@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import train
-from lib.core.metrics import evaluate_pckh, load_mpii_ground_truth
+from lib.core.mpii_eval import evaluate_pckh, load_mpii_ground_truth
 from lib.datasets.mpii import load_mpii_annotations
 from lib.datasets.synthetic import make_synthetic_mpii
 from lib.datasets.transforms import affine_transform_points, get_affine_transform

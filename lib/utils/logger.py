@@ -2,6 +2,7 @@
 written both to stdout and to <run dir>/train.log. A tqdm bar is shown only on a terminal."""
 import logging
 import sys
+from typing import Dict, Sequence
 
 from tqdm import tqdm
 
@@ -47,3 +48,11 @@ def progress(iterable, total: int, desc: str):
     if stdout_is_terminal():
         return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
     return iterable
+
+
+def format_table(metrics: Dict[str, float], name: str, columns: Sequence[str]) -> str:
+    """One-row Markdown table of `columns` as HRNet's _print_name_value, 3 decimals: the README's format."""
+    header = '| Arch | ' + ' | '.join(columns) + ' |'
+    rule = '|---' * (len(columns) + 1) + '|'
+    row = f'| {name} | ' + ' | '.join(f'{metrics[c]:.3f}' for c in columns) + ' |'
+    return '\n'.join([header, rule, row])
