@@ -10,7 +10,10 @@ from typing import Dict, List
 import numpy as np
 
 from lib.datasets.skeletons import MPII
+from lib.datasets.transforms import BOX_PADDING
 from lib.utils.files import read_json
+
+SCALE_PADDING = BOX_PADDING   # HRNet's MPII boxes get the same 25% as its COCO boxes (_xywh2cs)
 
 IMAGE_SETS = ('train', 'valid', 'trainval', 'test')
 
@@ -62,7 +65,7 @@ def parse_entry(entry: dict, index: int, annot: str, with_joints: bool) -> Dict[
     # to include the whole body; then MATLAB 1-based -> 0-based (HRNet mpii.py, SPEC A.4).
     if center[0] != -1:
         center[1] = center[1] + 15 * scale[1]
-        scale = scale * 1.25
+        scale = scale * SCALE_PADDING
     center = center - 1
 
     num_joints = MPII.num_joints
