@@ -18,6 +18,7 @@ def require_real_mpii() -> str:
     return MPII_REAL
 
 
+CPU = ['--workers', '0', '--device', 'cpu']   # entry-script flags of every CPU test run
 # A hourglass small enough for CPU tests: 1 stack, 16 features, 64 px input (16 px heatmaps).
 TINY_TRAIN_ARGS = ['--image_size', '64', '--num_stacks', '1', '--num_features', '16', '--batch_size', '4',
                    '--workers', '0', '--log_every', '1', '--val_batch_size', '8', '--device', 'cpu']
