@@ -30,6 +30,8 @@ from tqdm import tqdm  # noqa: E402
 from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
 from lib.inference.predictor import PosePredictor  # noqa: E402
 from lib.utils.vis import draw_skeleton  # noqa: E402
+from lib.utils.files import read_json  # noqa: E402
+from lib.utils.logger import progress  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv')
@@ -104,8 +106,7 @@ def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, 
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'--det_file {path} does not exist.')
-    with open(path) as f:
-        data = json.load(f)
+    data = read_json(path, 'COCO detection results (a JSON list of {image_id, bbox, score, category_id})')
     if isinstance(data, dict):
         if not isinstance(data.get('images'), list) or not isinstance(data.get('annotations'), list):
             raise ValueError(f'--det_file {path} is a JSON object without `images` and `annotations` lists; expected '
@@ -133,12 +134,6 @@ def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, 
         raise ValueError(f'--det_file {path} has no detection for {names[0]!r} nor any other input image; images '
                          f'are matched {rule}. Check that the file belongs to these images.')
     return {n: np.asarray(boxes.get(image_id(n), []), np.float32).reshape(-1, 4) for n in names}
-
-
-def progress(iterable, total: Optional[int], desc: str):
-    """A bar on stderr, only for more than one item."""
-    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=total is not None and total <= 1,
-                dynamic_ncols=True, leave=False)
 
 
 def draw(image: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, layout,

@@ -19,22 +19,21 @@ Prints the metric table and, last, one `[EVAL] ...` line (MPII: `[EVAL] Ankle=..
 --output_dir. The dataset, model and input conventions default to the config.json beside the weights.
 """
 import argparse
-import dataclasses
 import os
 import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
-from lib.config import (DATASET_PRESETS, DEFAULT_ROOTS, PRESETS, ModelConfig, TestConfig, image_size_arg,
-                        preset_config, size_name, to_dict)
+from lib.cli import add_config_arguments
+from lib.config import (DATASETS, ModelConfig, TestConfig, dump_yaml, find_run_config, image_size_arg,
+                        preset_names, resolve_config, run_config_for, size_name, to_dict, weight_conventions)
 from lib.core.evaluators import build_evaluator, oracle
 from lib.datasets.records import SplitRecords, layout_of, load_split
-from lib.inference.conventions import conventions_from_config, run_config_for
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--dataset', choices=sorted(DATASET_PRESETS),
+    p.add_argument('--dataset', choices=DATASETS,
                    help="mpii or coco (default: the dataset of the run's config.json, else mpii)")
     p.add_argument('--dataset_root', help='MPII in the HRNet layout (default data/mpii), or COCO with annotations/ '
                    'and images/<set>/ or <set>/ (default data/coco)')
@@ -43,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='input size: a side (256) or HEIGHTxWIDTH (256x192) (default: from the run\'s config.json, '
                    'else the preset: 256, COCO 256x192)')
     p.add_argument('--pretrained_model', help='.pdparams written by train.py (best_model/model.pdparams)')
-    p.add_argument('--model', default=None, choices=sorted(PRESETS),
+    p.add_argument('--model', default=None, choices=preset_names(),
                    help='architecture (default: from config.json beside the weights, else hourglass)')
     p.add_argument('--num_stacks', type=int, default=None, help='hourglass stacks (default: from config.json beside the weights, else 8)')
     p.add_argument('--num_features', type=int, default=None, help='default: from config.json, else 256')
@@ -66,11 +65,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                       '--det_file is given)')
     coco.add_argument('--det_file', help='person detections, a JSON list of {image_id, category_id, bbox, score}, '
                       'e.g. COCO_val2017_detections_AP_H_56_person.json')
-    coco.add_argument('--image_thre', type=float, default=0.0, help='keep detections with score >= this (default 0.0)')
-    coco.add_argument('--in_vis_thre', type=float, default=0.2,
-                      help='rescoring: box score x mean of the joint scores above this (default 0.2)')
-    coco.add_argument('--oks_thre', type=float, default=0.9, help='OKS-NMS threshold per image (default 0.9)')
+    coco.add_argument('--image_thre', type=float, help='keep detections with score >= this (default: the '
+                      "run's, else the preset's: 0.0)")
+    coco.add_argument('--in_vis_thre', type=float, help='rescoring: box score x mean of the joint scores above '
+                      "this (default: the run's, else the preset's: 0.2)")
+    coco.add_argument('--oks_thre', type=float, help="OKS-NMS threshold per image (default: the run's, else the "
+                      "preset's: 0.9)")
+    add_config_arguments(p)
     args = p.parse_args(argv)
+    if args.print_config:
+        return args
     modes = sum([bool(args.pretrained_model), bool(args.preds_file), args.oracle])
     if modes != 1:
         p.error('give exactly one of --pretrained_model, --preds_file or --oracle')
@@ -83,41 +87,27 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def conventions(args):
-    """(ModelConfig, DataConfig, TestConfig): flags first, then the config.json beside the weights, then the
-    preset of (dataset, model); data.dataset says which dataset. Input normalisation and flip-test conventions
-    travel with the weights."""
+    """(ModelConfig, DataConfig, TestConfig) by lib/config.resolve_config: the preset of (dataset, model, input
+    size) <- the conventions in the config.json beside the weights <- --config <- flags <- --set."""
     saved = run_config_for(args.pretrained_model) if args.pretrained_model else {}
-    saved_data, saved_model = saved.get('data') or {}, saved.get('model') or {}
-    dataset = args.dataset or saved_data.get('dataset') or 'mpii'
+    flags = {'data.dataset': args.dataset, 'data.dataset_root': args.dataset_root, 'data.valid_set': args.valid_set,
+             'data.input_wh': args.image_size, 'data.sigma': args.sigma, 'model.name': args.model,
+             'model.num_stacks': args.num_stacks, 'model.num_features': args.num_features,
+             'test.flip_test': False if args.no_flip_test else None,
+             'test.shift_heatmap': False if args.no_shift_heatmap else None,
+             'test.post_process': False if args.no_post_process else None, 'test.batch_size': args.batch_size,
+             'test.use_gt_bbox': not args.det_file, 'test.det_file': args.det_file or '',
+             'test.image_thre': args.image_thre, 'test.in_vis_thre': args.in_vis_thre, 'test.oks_thre': args.oks_thre}
+    config = resolve_config(flags, run_config=weight_conventions(saved), config_file=args.config, sets=args.set,
+                            run_source=find_run_config(args.pretrained_model) if saved else '')
+    dataset = config.data.dataset
     if args.det_file and dataset != 'coco':
         raise ValueError(f'--det_file applies to COCO only, but the dataset is {dataset}; add --dataset coco.')
-    root = args.dataset_root or DEFAULT_ROOTS[dataset]
-    name = args.model or saved_model.get('name') or 'hourglass'
-    preset = preset_config(name, root, dataset, args.image_size)
-    image_size = args.image_size
-    if image_size is None and dataset != 'mpii' and 'input_wh' not in saved_data:
-        image_size = preset.data.input_wh        # the conventions module knows MPII's presets only
-    overrides = {'model': args.model, 'image_size': image_size, 'num_stacks': args.num_stacks,
-                 'num_features': args.num_features, 'flip_test': False if args.no_flip_test else None,
-                 'shift_heatmap': False if args.no_shift_heatmap else None,
-                 'post_process': False if args.no_post_process else None, 'batch_size': args.batch_size,
-                 'dataset_root': root, 'valid_set': args.valid_set or preset.data.valid_set}
-    model_cfg, data, test = conventions_from_config(saved, overrides)
     layout = layout_of(dataset)
-    if dataset == 'coco':
-        model_cfg = dataclasses.replace(model_cfg, num_joints=saved_model.get('num_joints', layout.num_joints))
-        sized = preset_config(model_cfg.name, root, dataset, data.input_wh).data
-        data = dataclasses.replace(sized, input_wh=data.input_wh, heatmap_wh=data.heatmap_wh,
-                                   color_rgb=data.color_rgb, mean=data.mean, std=data.std,
-                                   sigma=saved_data.get('sigma', sized.sigma), valid_set=data.valid_set)
-        test = dataclasses.replace(test, use_gt_bbox=not args.det_file, det_file=args.det_file or '',
-                                   image_thre=args.image_thre, in_vis_thre=args.in_vis_thre, oks_thre=args.oks_thre)
-    if model_cfg.num_joints != layout.num_joints:
-        raise ValueError(f'the model predicts {model_cfg.num_joints} joints, but {dataset} has {layout.num_joints}; '
-                         f'evaluate these weights on the dataset they were trained on (--dataset).')
-    if args.sigma is not None:
-        data = dataclasses.replace(data, sigma=args.sigma)
-    return model_cfg, dataclasses.replace(data, dataset=dataset), test
+    if config.model.num_joints != layout.num_joints:
+        raise ValueError(f'the model predicts {config.model.num_joints} joints, but {dataset} has '
+                         f'{layout.num_joints}; evaluate these weights on the dataset they were trained on (--dataset).')
+    return config.model, config.data, config.test
 
 
 def input_label(dataset: str, input_wh) -> str:
@@ -125,28 +115,11 @@ def input_label(dataset: str, input_wh) -> str:
     return str(input_wh[0]) if dataset == 'mpii' and input_wh[0] == input_wh[1] else size_name(input_wh)
 
 
-def model_predictions(args, model_cfg: ModelConfig, data, test: TestConfig):
-    """(preds [N, K, 2], name, extra) of the model on data.valid_set (tools/draw_predictions.py uses it)."""
-    preds, _, name, extra = run_model(args, model_cfg, data, test, load_split(data, data.valid_set, test))
-    return preds, name, extra
-
-
 def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: SplitRecords):
     """(preds [N, K, 2] image pixels, maxvals [N, K, 1], name, extra) of the flip-tested model on `split`."""
-    # Paddle is imported here only, so that --preds_file and --oracle start fast.
-    from lib.core.engine import predict
-    from lib.datasets.loaders import eval_loader
-    from lib.datasets.pose_dataset import TopDownPoseDataset
-    from lib.models import build_model_from
-    from lib.utils.checkpoint import load_weights
-    from lib.utils.device import select_device
-
-    select_device(args.device)
-    dataset = TopDownPoseDataset(split.records, split.image_dir, split.layout, data, is_train=False)
-    model = build_model_from(model_cfg)
-    load_weights(model, args.pretrained_model)
-    loader = eval_loader(dataset, args.batch_size, args.workers)
-    preds, maxvals = predict(model, loader, len(dataset), split.layout.flip_pairs, test)
+    from lib.core.validate import predict_split   # imports Paddle: --preds_file and --oracle start fast without
+    preds, maxvals = predict_split(args.pretrained_model, model_cfg, data, test, split, args.device, args.batch_size,
+                                   args.workers)
     name = f'{model_cfg.label}_{input_label(data.dataset, data.input_wh)}'
     return preds, maxvals, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
 
@@ -154,6 +127,9 @@ def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: Split
 def main(argv=None) -> int:
     args = parse_args(argv)
     model_cfg, data, test = conventions(args)
+    if args.print_config:
+        print(dump_yaml({'model': to_dict(model_cfg), 'data': to_dict(data), 'test': to_dict(test)}), end='')
+        return 0
     if args.preds_file:
         evaluator = build_evaluator(data, data.valid_set, [], test)
         name = 'preds_file'

@@ -30,13 +30,13 @@ import paddle  # noqa: E402
 
 from benchmarks.machine import load_text  # noqa: E402
 from lib.config import DataConfig  # noqa: E402
+from lib.datasets.mpii import SCALE_PADDING as MPII_SCALE_FACTOR  # noqa: E402  (crops as load_mpii_annotations)
 from lib.datasets.mpii import load_mpii_annotations  # noqa: E402
 from lib.datasets.pose_dataset import TopDownPoseDataset  # noqa: E402
 from lib.datasets.sampler import SeededBatchSampler  # noqa: E402
 from lib.datasets.skeletons import MPII  # noqa: E402
+from lib.datasets.transforms import PIXEL_STD  # noqa: E402
 
-PIXEL_STD = 200.0   # scale = person box side / 200 px
-MPII_SCALE_FACTOR = 1.25   # load_mpii_annotations enlarges MPII boxes by 1.25 (HRNet), so the crops here do too
 JPEG_QUALITY = 90
 
 

@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 from paddle.base import core  # noqa: E402
 
-import export  # noqa: E402
 from benchmarks.machine import cpu_name, load_text  # noqa: E402
 from lib.config import DataConfig, ModelConfig, TestConfig  # noqa: E402
 from lib.inference.conventions import Conventions  # noqa: E402
+from lib.inference.export import export_model  # noqa: E402
 from lib.inference.exported import OnnxRuntimeBackend, PaddleInferenceBackend  # noqa: E402
 from lib.models import MODELS, build_model_from, check_input_size  # noqa: E402
 
@@ -76,7 +76,7 @@ def make_backends(model, model_cfg: ModelConfig, args: argparse.Namespace, folde
     onnx = HAVE_ONNX and 'onnxruntime' in args.backends
     if set(args.backends) - {'dygraph'}:
         start = time.perf_counter()
-        export.export_model(model, conventions, folder, onnx=onnx)
+        export_model(model, conventions, folder, onnx=onnx)
         print(f'  exported {model_cfg.label} to {folder} in {time.perf_counter() - start:.1f} s', flush=True)
 
     @paddle.no_grad()

@@ -1,8 +1,22 @@
-"""Run configuration: frozen dataclasses built once in main() and passed down in pieces."""
+"""Run configuration: frozen dataclasses built once in main() and passed down in pieces, and the one
+resolution of a run's configuration (resolve_config):
+
+    preset of (dataset, model, input size)   configs/<dataset>/<model>.yaml, resized by the SIZE RULE below
+    <- run config                            the config.json beside the weights, or of the run being resumed
+    <- config file                           --config FILE (YAML, or a config.json)
+    <- flags                                 --image_size, --lr, ... (only those given)
+    <- --set key.sub=value                   typed overrides, checked against the dataclass fields
+"""
 import argparse
 import dataclasses
+import os
+import typing
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
+
+import yaml
+
+from lib.utils.files import read_json
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -91,74 +105,6 @@ class TrainConfig:
     device: str = 'auto'
 
 
-# Each model's reference training recipe, per dataset; train.py starts from the preset of (--dataset, --model)
-# and applies the flags on top. batch_size is per process (GPU): the references' global batch is noted beside it.
-_HRNET_POSE_RESNET_MPII = {
-    # HRNet experiments/mpii/resnet*/256x256_d256x3_adam_lr1e-3.yaml: Adam 1e-3 without weight decay,
-    # x0.1 after epochs 90 and 120 of 140, 32 per GPU x 4 GPUs; BGR pixels with the RGB ImageNet statistics
-    # (COLOR_RGB false, a quirk kept so that HRNet's numbers reproduce); sf 0.25, rf 30, sigma 2.
-    'optimizer': 'adam', 'lr': 1e-3, 'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 32,
-    'data': {'color_rgb': False},
-}
-_MMPOSE_HOURGLASS_MPII = {
-    # MMPose td-hm_hourglass52_8xb64-210e_mpii-256x256: Adam 5e-4, linear warm-up over 500 iterations
-    # from 0.001, x0.1 after epochs 170 and 200 of 210, 64 per GPU x 8 GPUs; RGB; flip, rotation factor 40
-    # (p 0.6), scale factor 0.5, sigma 2.
-    'optimizer': 'adam', 'lr': 5e-4, 'warmup_iters': 500, 'warmup_ratio': 0.001, 'epochs': 210,
-    'lr_steps': (170, 200), 'batch_size': 64, 'data': {'scale_factor': 0.5, 'rotation_factor': 40.0},
-}
-_NEWELL_HOURGLASS = {
-    # Newell et al.: RMSprop 2.5e-4 as the paper; the paper decays on plateaus, we use HRNet's MPII
-    # schedule (x0.1 after epochs 90 and 120 of 140), batch 16, HRNet's augmentation and sigma 2.
-    'model': {'num_stacks': 8, 'num_features': 256}, 'optimizer': 'rmsprop', 'lr': 2.5e-4,
-    'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 16,
-}
-PRESETS = {   # MPII; the model names are the choices of --model
-    'hourglass': _NEWELL_HOURGLASS,
-    'hourglass52': _MMPOSE_HOURGLASS_MPII,
-    'hourglass104': _MMPOSE_HOURGLASS_MPII,   # MMPose publishes no MPII recipe for 2 stacks: hourglass52's
-    **{f'pose_resnet_{depth}': _HRNET_POSE_RESNET_MPII for depth in (18, 34, 50, 101, 152)},
-}
-
-# COCO person keypoints (SPEC H): 17 joints, train2017 / val2017, HxW inputs (W x H = 192 x 256 is "256x192").
-_COCO = {'model': {'num_joints': 17}, 'data': {'train_set': 'train2017', 'valid_set': 'val2017'}}
-_HRNET_POSE_RESNET_COCO = {
-    # HRNet experiments/coco/resnet/res{50,101,152}_{256x192,384x288}_d256x3_adam_lr1e-3.yaml: Adam 1e-3
-    # without weight decay, x0.1 after epochs 90 and 120 of 140, 32 per GPU x 4 GPUs; BGR with the RGB
-    # ImageNet statistics (COLOR_RGB false); flip, sf 0.3, rf 40, no half body, no joint weights; sigma 2
-    # (3 at 384x288). Test: flip + shift, GT boxes for validation, image_thre 0, in_vis_thre 0.2, oks_thre 0.9.
-    'optimizer': 'adam', 'lr': 1e-3, 'epochs': 140, 'lr_steps': (90, 120), 'batch_size': 32,
-    'data': {'input_wh': (192, 256), 'color_rgb': False, 'scale_factor': 0.3, 'rotation_factor': 40.0,
-             'prob_half_body': 0.0},
-}
-_MMPOSE_HOURGLASS_COCO = {
-    # MMPose 0.x hourglass52_coco_256x256 (= 1.x td-hm_hourglass52_8xb32-210e_coco-256x256): Adam 5e-4, linear
-    # warm-up over 500 iterations from 0.001, x0.1 after epochs 170 and 200 of 210, 32 per GPU x 8 GPUs; RGB;
-    # flip, half body (p 0.3, more than 8 joints), rf 40, sf 0.5; sigma 2 (3 at 384x384).
-    **_MMPOSE_HOURGLASS_MPII, 'batch_size': 32,
-    'data': {'input_wh': (256, 256), 'scale_factor': 0.5, 'rotation_factor': 40.0, 'prob_half_body': 0.3,
-             'num_joints_half_body': 8},
-}
-_NEWELL_HOURGLASS_COCO = {
-    # No reference recipe: Newell's MPII optimiser and schedule (above) with SimpleBaselines' COCO augmentation
-    # (flip, sf 0.3, rf 40, no half body), RGB, 256x192 input (multiples of 64), sigma 2.
-    **_NEWELL_HOURGLASS,
-    'data': {'input_wh': (192, 256), 'scale_factor': 0.3, 'rotation_factor': 40.0, 'prob_half_body': 0.0},
-}
-COCO_PRESETS = {
-    'hourglass': _NEWELL_HOURGLASS_COCO,
-    'hourglass52': _MMPOSE_HOURGLASS_COCO,
-    'hourglass104': _MMPOSE_HOURGLASS_COCO,   # MMPose publishes no COCO recipe for 2 stacks: hourglass52's
-    # HRNet publishes 50, 101 and 152; 18 and 34 take the same recipe.
-    **{f'pose_resnet_{depth}': _HRNET_POSE_RESNET_COCO for depth in (18, 34, 50, 101, 152)},
-}
-DATASET_PRESETS = {'mpii': PRESETS, 'coco': COCO_PRESETS}
-DATASET_DEFAULTS = {'mpii': {}, 'coco': _COCO}   # applied before the model's preset
-DEFAULT_ROOTS = {'mpii': 'data/mpii', 'coco': 'data/coco'}
-# The references' sigma for their larger inputs: HRNet's 384x288 and MMPose's 384x384 COCO configs use 3.
-SIGMA_BY_INPUT_HEIGHT = {'mpii': {}, 'coco': {384: 3.0}}
-
-
 def parse_image_size(text) -> Tuple[int, int]:
     """'256' -> (256, 256); '256x192' (HRNet's naming: height x width) -> input_wh (192, 256)."""
     parts = str(text).lower().split('x')
@@ -186,33 +132,311 @@ def size_name(input_wh) -> str:
     return f'{input_wh[1]}x{input_wh[0]}'
 
 
+# ------------------------------------------------------------------------------------------- files
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
+DATASETS = ('mpii', 'coco')
+# SIZE RULE: a preset file holds its recipe at the default input size; another input size keeps the recipe,
+# with heatmaps a quarter of the input and the references' sigma for it (HRNet's 384x288 and MMPose's
+# 384x384 COCO configs use 3).
+SIZE_SIGMA = {'mpii': {}, 'coco': {384: 3.0}}
+# Keys a config.json may hold beside the dataclass fields (tools/convert_weights.py notes its source).
+METADATA_KEYS = ('converted_from',)
+
+
+def read_config_file(path: str) -> dict:
+    """The configuration tree in a YAML file (configs/*.yaml, --print_config) or a config.json."""
+    what = 'a configuration tree (sections data, model, test and the training fields), as in configs/'
+    if path.endswith('.json'):
+        return read_json(path, what, expect=dict)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist; expected a YAML file such as '
+                                f'{os.path.join(CONFIG_DIR, "mpii", "hourglass.yaml")}.')
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except yaml.YAMLError as error:
+        raise ValueError(f'{path} is not valid YAML ({error}); expected {what}.') from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f'{path} holds a YAML {type(values).__name__}; expected {what}.')
+    return values
+
+
+def dump_yaml(values: dict) -> str:
+    """YAML of a configuration tree (to_dict), lists in flow style: the format of configs/*.yaml."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return list(value) if isinstance(value, tuple) else value
+    return yaml.dump(plain(values), Dumper=_FlowListDumper, sort_keys=False, width=120)
+
+
+class _FlowListDumper(yaml.SafeDumper):
+    """Sections in block style, lists ([192, 256]) in flow style."""
+
+
+_FlowListDumper.add_representer(
+    list, lambda dumper, value: dumper.represent_sequence('tag:yaml.org,2002:seq', value, flow_style=True))
+
+
+def preset_names(dataset: str = 'mpii') -> Tuple[str, ...]:
+    """The models with a preset file on `dataset`: the choices of --model."""
+    if dataset not in DATASETS:
+        raise ValueError(f'unknown dataset {dataset!r}; choose one of {list(DATASETS)}.')
+    folder = os.path.join(CONFIG_DIR, dataset)
+    return tuple(sorted(name[:-len('.yaml')] for name in os.listdir(folder) if name.endswith('.yaml')))
+
+
+def preset_path(dataset: str, model: str) -> str:
+    names = preset_names(dataset)
+    if model not in names:
+        raise ValueError(f'no {dataset} preset for model {model!r}; presets exist for {list(names)} '
+                         f'(files in {os.path.join(CONFIG_DIR, dataset)}).')
+    return os.path.join(CONFIG_DIR, dataset, f'{model}.yaml')
+
+
+def sized(config: 'TrainConfig', input_wh) -> 'TrainConfig':
+    """The SIZE RULE: `config` at input_wh (width, height), heatmaps a quarter of it, the dataset's sigma."""
+    wh = tuple(input_wh)
+    data = dataclasses.replace(config.data, input_wh=wh, heatmap_wh=(wh[0] // 4, wh[1] // 4),
+                               sigma=SIZE_SIGMA[config.data.dataset].get(wh[1], config.data.sigma))
+    return dataclasses.replace(config, data=data)
+
+
+def load_preset(dataset: str = 'mpii', model: str = 'hourglass', input_wh=None) -> 'TrainConfig':
+    """The preset of (dataset, model, input size): configs/<dataset>/<model>.yaml, at input_wh when given."""
+    path = preset_path(dataset, model)
+    config = _apply(TrainConfig(data=DataConfig(dataset_root='')), _typed(read_config_file(path), path))
+    return config if input_wh is None else sized(config, input_wh)
+
+
+# ----------------------------------------------------------------------------------- typed layers
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if args and args[-1] is Ellipsis:
+            return f'a list of {args[0].__name__}'
+        return f'a list of {len(args)} {args[0].__name__}s' if len(set(args)) == 1 else f'a list {args}'
+    return tp.__name__
+
+
+def _coerce(value, tp, key: str, source: str):
+    """`value` (from YAML/JSON, or a --set string) as the field type `tp`; a TypeError names the field."""
+    received = value
+
+    def fail():
+        raise TypeError(f'{key}={received!r} (from {source}) is not {_describe(tp)}; expected {_describe(tp)}, '
+                        f'e.g. {_example(tp)}.')
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, str):
+            text = value.strip().strip('[]()').strip()
+            value = [part.strip() for part in text.split(',')] if text else []
+        if not isinstance(value, (list, tuple)):
+            fail()
+        types = [args[0]] * len(value) if args and args[-1] is Ellipsis else list(args)
+        if len(types) != len(value):
+            fail()
+        try:
+            return tuple(_coerce(v, t, key, source) for v, t in zip(value, types))
+        except TypeError:
+            fail()
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        words = {'true': True, 'yes': True, 'on': True, '1': True, 'false': False, 'no': False, 'off': False,
+                 '0': False}
+        if isinstance(value, str) and value.strip().lower() in words:
+            return words[value.strip().lower()]
+        fail()
+    if tp in (int, float):
+        if isinstance(value, bool):
+            fail()
+        if isinstance(value, str):
+            try:
+                value = tp(value.strip())
+            except ValueError:
+                fail()
+        if isinstance(value, int) or (tp is float and isinstance(value, float)):
+            return tp(value)
+        fail()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        fail()
+    return value
+
+
+def _example(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        one = {int: '2', float: '0.5', str: 'a'}[args[0]]
+        return f'{one},{one}' if args[-1] is Ellipsis or len(args) == 2 else ','.join([one] * len(args))
+    return {bool: 'true', int: '3', float: '0.5', str: 'text'}.get(tp, '...')
+
+
+def _field_types(cls) -> Dict[str, object]:
+    return {f.name: f.type for f in dataclasses.fields(cls)}
+
+
+def key_type(key: str):
+    """The field type of a dotted key: float for 'data.sigma'."""
+    cls = TrainConfig
+    for part in key.split('.'):
+        tp = _field_types(cls)[part]
+        cls = tp
+    return tp
+
+
+def valid_keys(cls=None, prefix: str = '') -> Tuple[str, ...]:
+    """Every dotted key of the configuration tree: data.sigma, model.name, lr, ..."""
+    keys = []
+    for name, tp in _field_types(cls or TrainConfig).items():
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            keys += valid_keys(tp, f'{prefix}{name}.')
+        else:
+            keys.append(prefix + name)
+    return tuple(keys)
+
+
+def _typed(values: dict, source: str, cls=None, prefix: str = '', strict: bool = True) -> dict:
+    """`values` (a nested dict) checked and converted against the fields of `cls` (TrainConfig)."""
+    cls = cls or TrainConfig
+    types, typed = _field_types(cls), {}
+    for name, value in values.items():
+        key = prefix + name
+        if name not in types:
+            if not strict or (not prefix and name in METADATA_KEYS):
+                continue
+            section = f'section {prefix[:-1]}' if prefix else 'the configuration'
+            raise ValueError(f'unknown config key {key!r} (from {source}); {section} has the keys '
+                             f'{[prefix + k for k in types]}. See --print_config for the whole tree.')
+        tp = types[name]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise TypeError(f'{key} (from {source}) is a section, received {value!r}; set its fields, '
+                                f'e.g. {key}.{dataclasses.fields(tp)[0].name}=...')
+            typed[name] = _typed(value, source, tp, key + '.', strict)
+        else:
+            typed[name] = _coerce(value, tp, key, source)
+    data = typed.get('data') if cls is TrainConfig else None
+    if data and 'input_wh' in data and 'heatmap_wh' not in data:   # the SIZE RULE's heatmaps
+        data['heatmap_wh'] = (data['input_wh'][0] // 4, data['input_wh'][1] // 4)
+    return typed
+
+
+def unflatten(flat: Dict[str, object]) -> dict:
+    """{'data.sigma': 3} -> {'data': {'sigma': 3}}; None values (flags not given) are left out."""
+    tree: dict = {}
+    for key, value in flat.items():
+        if value is None:
+            continue
+        node, parts = tree, key.split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f'config key {key!r} goes through {part!r}, which is not a section.')
+        node[parts[-1]] = value
+    return tree
+
+
+def parse_sets(items: Iterable[str]) -> dict:
+    """--set values, 'key.sub=value' each, as a nested dict of strings (typed by _typed)."""
+    flat = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key.strip():
+            raise ValueError(f'--set {item!r} is not key=value; expected e.g. --set data.sigma=3 lr=5e-4 '
+                             f'(keys: {", ".join(valid_keys())}).')
+        flat[key.strip()] = value
+    return unflatten(flat)
+
+
 def _merge(*parts: dict) -> dict:
-    merged = {}
+    merged: dict = {}
     for part in parts:
         for key, value in part.items():
-            merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+            merged[key] = _merge(merged.get(key) or {}, value) if isinstance(value, dict) else value
     return merged
+
+
+def _apply(config, values: dict):
+    """`config` (a dataclass) with the typed nested `values` replaced."""
+    changes = {}
+    for name, value in values.items():
+        current = getattr(config, name)
+        changes[name] = _apply(current, value) if dataclasses.is_dataclass(current) else value
+    return dataclasses.replace(config, **changes)
+
+
+# Sections of a run's config.json that travel with its weights (val.py, infer.py, export.py): the network and
+# its input and test conventions, not where the training data was or how it was augmented.
+WEIGHT_CONVENTIONS = {'model': ('name', 'num_stacks', 'num_features', 'num_joints'),
+                      'data': ('dataset', 'input_wh', 'heatmap_wh', 'color_rgb', 'mean', 'std', 'sigma'),
+                      'test': None}   # None: the whole section
+
+
+def weight_conventions(saved: dict) -> dict:
+    """The part of a config.json that travels with its weights (WEIGHT_CONVENTIONS)."""
+    kept = {}
+    for section, keys in WEIGHT_CONVENTIONS.items():
+        values = saved.get(section) or {}
+        kept[section] = dict(values) if keys is None else {k: values[k] for k in keys if k in values}
+    return kept
+
+
+def find_run_config(weights: str) -> Optional[str]:
+    """Path of the config.json in the folder of `weights` or its parent (train.py keeps best_model/ inside
+    the run folder), or None."""
+    folder = os.path.dirname(os.path.abspath(weights))
+    for candidate in (folder, os.path.dirname(folder)):
+        path = os.path.join(candidate, 'config.json')
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def run_config_for(weights: str) -> dict:
+    """The config.json train.py (or tools/convert_weights.py) left beside these weights, or {} without one."""
+    path = find_run_config(weights)
+    return read_json(path, 'the config.json that train.py or tools/convert_weights.py writes (sections model, '
+                           'data, test)', expect=dict) if path else {}
+
+
+def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Optional[dict] = None,
+                   config_file: Optional[str] = None, sets: Sequence[str] = (),
+                   run_source: str = 'the run config') -> 'TrainConfig':
+    """The one resolution of a run's configuration, used by train.py (new and resumed runs), val.py,
+    infer.py, export.py and the tools. Later layers win:
+
+        preset of (dataset, model, input size) <- run_config <- config_file <- flags <- sets
+
+    flags: {'data.sigma': 3.0, ...}, None values are flags not given. run_config: a config.json's tree
+    (unknown keys of older versions are skipped). sets: 'key.sub=value' strings, type-checked. The dataset,
+    model and input size of the preset are the last layer's that names them (default mpii, hourglass and the
+    preset's own size)."""
+    layers = [_typed(run_config or {}, run_source, strict=False)]
+    if config_file:
+        layers.append(_typed(read_config_file(config_file), config_file))
+    layers.append(_typed(unflatten(flags or {}), 'the flags'))
+    layers.append(_typed(parse_sets(sets), '--set'))
+    merged = _merge(*layers)
+    data, model = merged.get('data', {}), merged.get('model', {})
+    preset = load_preset(data.get('dataset', 'mpii'), model.get('name', 'hourglass'), data.get('input_wh'))
+    return _apply(preset, merged)
 
 
 def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',
                   input_wh: Optional[Tuple[int, int]] = None) -> TrainConfig:
-    """The TrainConfig of a model's reference recipe on `dataset` (DATASET_PRESETS), before any command-line
-    override. input_wh (width, height) replaces the preset's input size (heatmaps a quarter of it) and picks the
-    references' sigma for that size."""
-    if dataset not in DATASET_PRESETS:
-        raise ValueError(f'unknown dataset {dataset!r}; choose one of {sorted(DATASET_PRESETS)}.')
-    table = DATASET_PRESETS[dataset]
-    if model_name not in table:
-        raise ValueError(f'no {dataset} preset for model {model_name!r}; presets exist for {sorted(table)}.')
-    preset = _merge(DATASET_DEFAULTS[dataset], table[model_name])
-    data = dataclasses.replace(DataConfig(dataset_root=dataset_root, dataset=dataset), **preset.get('data', {}))
-    wh = tuple(input_wh) if input_wh is not None else data.input_wh
-    data = dataclasses.replace(data, input_wh=wh, heatmap_wh=(wh[0] // 4, wh[1] // 4),
-                               sigma=SIGMA_BY_INPUT_HEIGHT[dataset].get(wh[1], data.sigma))
-    model = dataclasses.replace(ModelConfig(name=model_name), **preset.get('model', {}))
-    test = dataclasses.replace(TestConfig(), **preset.get('test', {}))
-    return TrainConfig(data=data, model=model, test=test,
-                       **{k: v for k, v in preset.items() if k not in ('data', 'model', 'test')})
+    """The preset of (dataset, model, input size) with its data at dataset_root (load_preset)."""
+    preset = load_preset(dataset, model_name, input_wh)
+    return dataclasses.replace(preset, data=dataclasses.replace(preset.data, dataset_root=dataset_root))
 
 
 def to_dict(config) -> dict:

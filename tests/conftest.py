@@ -5,3 +5,19 @@ import pytest
 @pytest.fixture(scope='module')
 def pycocotools():
     return pytest.importorskip('pycocotools.cocoeval', reason='pycocotools is not installed (pip install pycocotools)')
+
+
+@pytest.fixture(scope='session')
+def synthetic_mpii(tmp_path_factory):
+    """make(num_train, num_valid, seed) -> the folder of generated MPII data (lib/datasets/synthetic.py),
+    generated once per session for each set of arguments."""
+    from lib.datasets.synthetic import make_synthetic_mpii
+    made = {}
+
+    def make(num_train: int, num_valid: int, seed: int) -> str:
+        key = (num_train, num_valid, seed)
+        if key not in made:
+            made[key] = str(tmp_path_factory.mktemp('synthetic_mpii'))
+            make_synthetic_mpii(made[key], num_train=num_train, num_valid=num_valid, seed=seed)
+        return made[key]
+    return make

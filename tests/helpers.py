@@ -6,6 +6,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get('POSE_SHARED_DATA', os.path.join(REPO, '..', 'shared', 'data'))
 MPII_REAL = os.path.join(SHARED_DATA, 'mpii')
+COCO_MINI = os.path.join(SHARED_DATA, 'coco', 'coco_mini')          # 68 val2017 people, with images
+MMPOSE_COCO = os.path.join(SHARED_DATA, 'coco', 'mmpose_tests')     # MMPose's COCO test annotations
+MINI_VAL_JSON = os.path.join(COCO_MINI, 'annotations', 'person_keypoints_val2017.json')
 
 
 def require_real_mpii() -> str:
@@ -15,6 +18,7 @@ def require_real_mpii() -> str:
     return MPII_REAL
 
 
+CPU = ['--workers', '0', '--device', 'cpu']   # entry-script flags of every CPU test run
 # A hourglass small enough for CPU tests: 1 stack, 16 features, 64 px input (16 px heatmaps).
 TINY_TRAIN_ARGS = ['--image_size', '64', '--num_stacks', '1', '--num_features', '16', '--batch_size', '4',
                    '--workers', '0', '--log_every', '1', '--val_batch_size', '8', '--device', 'cpu']

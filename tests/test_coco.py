@@ -11,15 +11,13 @@ from lib.config import DataConfig
 from lib.core.evaluators import oracle
 from lib.core.coco_eval import (STATS_NAMES, coco_eval_line, coco_table,
                                 evaluate_coco, oks, oks_nms, rescore, select_keypoints, write_keypoint_results)
-from lib.datasets.coco import (COCO_JOINTS_WEIGHT, coco_files, joints_weight_for, load_coco_annotations,
-                               load_detection_boxes, parse_coco_keypoints, sanitize_box, xywh_to_center_scale)
+from lib.datasets.coco import (COCO_JOINTS_WEIGHT, coco_files, load_coco_annotations,
+                               load_detection_boxes, parse_coco_keypoints, sanitize_box)
 from lib.datasets.half_body import half_body_transform, random_half_body, upper_body_ids
 from lib.datasets.skeletons import COCO, MPII
-from tests.helpers import SHARED_DATA, require
+from lib.datasets.transforms import box_to_center_scale as xywh_to_center_scale
+from tests.helpers import COCO_MINI, MINI_VAL_JSON, MMPOSE_COCO, require
 
-COCO_MINI = os.path.join(SHARED_DATA, 'coco', 'coco_mini')
-MMPOSE_COCO = os.path.join(SHARED_DATA, 'coco', 'mmpose_tests')
-MINI_VAL_JSON = os.path.join(COCO_MINI, 'annotations', 'person_keypoints_val2017.json')
 TEST_COCO_JSON = os.path.join(MMPOSE_COCO, 'test_coco.json')
 TEST_DET_JSON = os.path.join(MMPOSE_COCO, 'test_coco_det_AP_H_56.json')
 INPUT_WH, HEATMAP_WH = (192, 256), (48, 64)
@@ -250,7 +248,7 @@ def test_joints_weight():
     assert COCO_JOINTS_WEIGHT.shape == (17, 1)
     assert COCO_JOINTS_WEIGHT[[7, 8, 13, 14], 0].tolist() == [pytest.approx(1.2)] * 4
     assert COCO_JOINTS_WEIGHT[[9, 10, 15, 16], 0].tolist() == [1.5] * 4
-    assert joints_weight_for(MPII).tolist() == [[1.0]] * 16
+    assert MPII.joints_weight_array.tolist() == [[1.0]] * 16
 
 
 # --- OKS, NMS, rescoring (SPEC H.3) --------------------------------------------------------------------------

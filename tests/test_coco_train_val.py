@@ -12,14 +12,10 @@ import pytest
 import train
 import val
 from lib.config import parse_image_size, preset_config
-from tests.helpers import SHARED_DATA, require
+from tests.helpers import CPU, COCO_MINI, MINI_VAL_JSON, MMPOSE_COCO, require
 
-COCO_MINI = os.path.join(SHARED_DATA, 'coco', 'coco_mini')
-MMPOSE_COCO = os.path.join(SHARED_DATA, 'coco', 'mmpose_tests')
-MINI_VAL_JSON = os.path.join(COCO_MINI, 'annotations', 'person_keypoints_val2017.json')
 TEST_DET_JSON = os.path.join(MMPOSE_COCO, 'test_coco_det_AP_H_56.json')
 STATS = ['AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75', 'AR (M)', 'AR (L)']
-CPU = ['--workers', '0', '--device', 'cpu']
 
 
 

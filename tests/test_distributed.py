@@ -11,7 +11,6 @@ import paddle
 import pytest
 
 import train
-from lib.datasets.synthetic import make_synthetic_mpii
 from tests.helpers import REPO
 
 COMMON = ['--image_size', '64', '--num_stacks', '1', '--num_features', '16', '--workers', '0', '--log_every', '1',
@@ -19,10 +18,8 @@ COMMON = ['--image_size', '64', '--num_stacks', '1', '--num_features', '16', '--
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('synthetic_mpii'))
-    make_synthetic_mpii(root, num_train=32, num_valid=8, seed=2)
-    return root
+def data_root(synthetic_mpii):
+    return synthetic_mpii(32, 8, 2)
 
 
 def launch_two_processes(data_root, output, *extra):

@@ -333,3 +333,14 @@ def test_input_errors(tiny_weights, mpii_images, tmp_path, capsys):
     assert [r['image'] for r in read_json(tmp_path / 'out')] == ['b.jpg']
     with pytest.raises(ValueError, match='would overwrite'):
         infer.main(['--input', str(folder), '--pretrained_model', tiny_weights, '--output_dir', str(folder)])
+
+
+def test_onnxruntime_path_imports_no_paddle():
+    """infer.py with an exported model needs numpy, OpenCV and onnxruntime only (lib/inference/backends.py)."""
+    import subprocess
+    import sys
+    code = ('import sys, infer; from lib.inference.backends import backend_class; backend_class("onnxruntime"); '
+            'print(sorted(m for m in sys.modules if m.split(".")[0] == "paddle"))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.strip() == '[]', out.stdout

@@ -5,9 +5,10 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 import train
-from lib.core.metrics import evaluate_pckh, load_mpii_ground_truth
+from lib.core.mpii_eval import evaluate_pckh, load_mpii_ground_truth
 from lib.datasets.mpii import load_mpii_annotations
 from lib.datasets.synthetic import make_synthetic_mpii
 from lib.datasets.transforms import affine_transform_points, get_affine_transform
@@ -33,6 +34,7 @@ def mean_pose_baseline(root: str) -> float:
     return evaluate_pckh(preds, load_mpii_ground_truth(os.path.join(root, 'annot', 'gt_valid.mat')))['Mean']
 
 
+@pytest.mark.slow
 def test_small_hourglass_learns_synthetic_mpii(tmp_path):
     root = str(tmp_path / 'data')
     make_synthetic_mpii(root, num_train=1000, num_valid=200, seed=0)

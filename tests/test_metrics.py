@@ -7,8 +7,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.io import savemat
 
-from lib.core.metrics import (MPIIGroundTruth, evaluate_pckh, heatmap_accuracy, load_mpii_ground_truth,
-                              pckh_curve)
+from lib.core.metrics import heatmap_accuracy
+from lib.core.mpii_eval import (MPIIGroundTruth, evaluate_pckh, load_mpii_ground_truth,
+                                pckh_curve)
 from lib.datasets.skeletons import MPII
 from tests.helpers import MPII_REAL
 

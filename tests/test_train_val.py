@@ -14,15 +14,12 @@ import pytest
 
 import train
 import val
-from lib.datasets.synthetic import make_synthetic_mpii
 from tests.helpers import REPO, TINY_TRAIN_ARGS
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('synthetic_mpii'))
-    make_synthetic_mpii(root, num_train=16, num_valid=8, seed=1)
-    return root
+def data_root(synthetic_mpii):
+    return synthetic_mpii(16, 8, 1)
 
 
 def run_train(data_root, output_dir, *extra):

@@ -17,7 +17,7 @@ warnings.filterwarnings('ignore', message='No ccache found')
 
 import numpy as np  # noqa: E402
 
-from lib.config import PRESETS, preset_config  # noqa: E402
+from lib.config import preset_names, resolve_config  # noqa: E402
 from lib.datasets.loaders import build_dataset  # noqa: E402
 from lib.utils.debug_images import save_batch_debug  # noqa: E402
 
@@ -27,7 +27,7 @@ def parse_args(argv=None):
     p.add_argument('--dataset_root', required=True)
     p.add_argument('--dataset', choices=('mpii', 'coco'), default='mpii')
     p.add_argument('--image_set', help='default: train (MPII) or train2017 (COCO)')
-    p.add_argument('--model', default='hourglass', choices=sorted(PRESETS), help='preset whose pipeline to use')
+    p.add_argument('--model', default='hourglass', choices=preset_names(), help='preset whose pipeline to use')
     p.add_argument('--image_size', type=int, default=None, help='square input side (default: the preset\'s)')
     p.add_argument('--num', type=int, default=16, help='samples to draw (at most 16 per picture)')
     p.add_argument('--epoch', type=int, default=0, help='augmentation draw of this epoch')
@@ -40,7 +40,8 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     input_wh = (args.image_size, args.image_size) if args.image_size else None
-    data = preset_config(args.model, args.dataset_root, args.dataset, input_wh).data
+    data = resolve_config({'data.dataset': args.dataset, 'model.name': args.model, 'data.input_wh': input_wh,
+                           'data.dataset_root': args.dataset_root}).data
     image_set = args.image_set or data.train_set
     dataset = build_dataset(data, image_set, is_train=not args.no_augmentation)
     count = min(args.num, len(dataset))

@@ -40,10 +40,13 @@ def parse_args(argv=None):
 
 def predict_joints(args, count: int) -> np.ndarray:
     """Predictions [count, 16, 2] in image pixels, with the flip test, by val.py's pipeline."""
-    import val
-    val_args = val.parse_args(['--pretrained_model', args.pretrained_model, '--dataset_root', args.dataset_root,
-                               '--valid_set', args.valid_set, '--workers', '0'])
-    preds, _, _ = val.model_predictions(val_args, *val.conventions(val_args))
+    from lib.core.validate import predict_split
+    from lib.datasets.records import load_split
+    from lib.inference.conventions import conventions_for_weights
+    model, data, test = conventions_for_weights(args.pretrained_model, {'dataset_root': args.dataset_root,
+                                                                        'valid_set': args.valid_set})
+    preds, _ = predict_split(args.pretrained_model, model, data, test, load_split(data, data.valid_set, test),
+                             workers=0)
     return preds[:count]
 
 

@@ -9,6 +9,8 @@ from typing import Dict, List, Set, Tuple
 
 import numpy as np
 
+from lib import config
+
 State = Dict[str, np.ndarray]
 Shape = Tuple[int, ...]
 KeyMap = Dict[str, Tuple[str, Shape]]
@@ -115,8 +117,8 @@ def non_default(options: Dict[str, object], defaults: Dict[str, object]) -> Dict
 
 # ImageNet statistics on [0, 1] pixels in RGB order: MMPose's mean (123.675, 116.28, 103.53) and std
 # (58.395, 57.12, 57.375) on 0-255 pixels are these x 255; torchvision and HRNet use them as they are.
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
+IMAGENET_MEAN = list(config.IMAGENET_MEAN)   # lists, as config.json holds them
+IMAGENET_STD = list(config.IMAGENET_STD)
 
 
 def heatmap_conventions(color_rgb: bool) -> Dict[str, dict]:

@@ -12,10 +12,7 @@ frameworks.
 from typing import Dict, Tuple
 
 from lib.convert.common import KeyMap, State, apply_key_map, bn, bn_counters, conv, indices, non_default, require
-
-# depth -> (bottleneck blocks?, blocks per stage), as torchvision's resnet{18..152}.
-RESNETS = {18: (False, (2, 2, 2, 2)), 34: (False, (3, 4, 6, 3)), 50: (True, (3, 4, 6, 3)),
-           101: (True, (3, 4, 23, 3)), 152: (True, (3, 8, 36, 3))}
+from lib.models.pose_resnet import RESNETS  # the model's own table: converters depend on models, not back
 DECONV_DEFAULTS = {'deconv_filters': (256, 256, 256), 'deconv_kernels': (4, 4, 4)}
 NUM_DECONVS = 3   # pose_resnet's head: three x2 deconvolutions, 1/32 -> 1/4
 

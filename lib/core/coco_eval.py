@@ -1,4 +1,5 @@
-"""COCO keypoint evaluation as HRNet's COCODataset.evaluate (SPEC H.3): rescoring, OKS-NMS, results JSON, COCOeval.
+"""COCO keypoint evaluation as HRNet's COCODataset.evaluate (SPEC H.3): rescoring, OKS-NMS, results JSON, COCOeval,
+the results table, and the evaluator train.py and val.py use (as mpii_eval.py for MPII).
 
 oks / oks_nms follow HRNet's lib/nms/nms.py (OKS over all joints, no visibility filter); the AP numbers come
 from pycocotools, an optional dependency imported only by evaluate_coco.
@@ -12,7 +13,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lib.config import TestConfig
+from lib.datasets.coco import coco_files
+from lib.datasets.skeletons import COCO
 from lib.datasets.transforms import PIXEL_STD
+from lib.utils.files import read_json
+from lib.utils.logger import format_table
 
 # Per-keypoint standard deviations of the COCO OKS (cocoeval.py, HRNet nms.py), in COCO joint order.
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
@@ -135,8 +141,7 @@ def evaluate_coco(gt_json: str, results_json: str, image_ids: Optional[Sequence[
     for path, what in ((gt_json, 'annotation file'), (results_json, 'results file')):
         if not os.path.isfile(path):
             raise FileNotFoundError(f'COCO {what} not found: {path}')
-    with open(results_json) as f:
-        results = json.load(f)
+    results = read_json(results_json, 'COCO keypoint results (a JSON list)')
     if not isinstance(results, list) or not results:
         raise ValueError(f'{results_json} holds no predictions (an empty list); COCOeval needs at least one. '
                          'Check that the validation set was not empty.')
@@ -168,7 +173,56 @@ def coco_eval_line(metrics: Dict[str, float]) -> str:
 
 def coco_table(metrics: Dict[str, float], name: str) -> str:
     """Markdown table as HRNet's _print_name_value: one row, values in [0, 1] with 3 decimals."""
-    header = '| Arch | ' + ' | '.join(STATS_NAMES) + ' |'
-    rule = '|---' * (len(STATS_NAMES) + 1) + '|'
-    row = f'| {name} | ' + ' | '.join(f'{metrics[c]:.3f}' for c in STATS_NAMES) + ' |'
-    return '\n'.join([header, rule, row])
+    return format_table(metrics, name, STATS_NAMES)
+
+
+# ------------------------------------------------------------------------------------------ evaluator
+
+class COCOEvaluator:
+    """HRNet's COCO evaluation of top-down predictions on `records` (ground-truth or detected boxes).
+
+    records: the evaluated samples in dataset order, with center, scale, score (box score, 1 for ground truth)
+    and image_id. Needs pycocotools (checked here, so that a training run fails before its first epoch).
+    """
+    indicator = 'AP'
+
+    def __init__(self, dataset_root: str, image_set: str, records: Sequence[dict], test: TestConfig):
+        _pycocotools()
+        self.annotation = coco_files(dataset_root, image_set).annotation
+        self.image_set = image_set
+        self.records = records
+        self.in_vis_thre, self.oks_thre = test.in_vis_thre, test.oks_thre
+        self.layout = COCO
+        self.results_name = f'keypoints_{image_set}_results.json'
+        self.files = ('results.json', self.results_name)
+        boxes = 'GT boxes' if test.use_gt_bbox else f'detected boxes, image_thre {test.image_thre}'
+        self.metric_name = f'COCO keypoint AP, {boxes}'
+
+    def evaluate(self, preds: np.ndarray, maxvals: np.ndarray, output_dir: str,
+                 extra: dict) -> 'OrderedDict[str, float]':
+        """preds [N, 17, 2] image pixels, maxvals [N, 17] or [N, 17, 1] -> rescoring, OKS-NMS per image, the
+        results JSON, COCOeval (SPEC H.3). Writes keypoints_<set>_results.json and results.json."""
+        if len(preds) != len(self.records):
+            raise ValueError(f'{len(preds)} predictions for {len(self.records)} evaluated boxes; predict every '
+                             'sample of the validation set once, in dataset order.')
+        kept = select_keypoints(
+            preds, maxvals, np.stack([r['center'] for r in self.records]),
+            np.stack([r['scale'] for r in self.records]), np.array([r.get('score', 1.0) for r in self.records]),
+            [r['image_id'] for r in self.records], self.in_vis_thre, self.oks_thre)
+        path = os.path.join(output_dir, self.results_name)
+        write_keypoint_results(kept, path)
+        return self.evaluate_file(path, output_dir, dict(extra, num_poses=len(kept)))
+
+    def evaluate_file(self, path: str, output_dir: str, extra: dict) -> 'OrderedDict[str, float]':
+        """COCOeval of a results JSON ([{image_id, category_id, keypoints, score}], COCO results format)
+        against the set's annotation file, as it is (no rescoring or NMS); writes results.json."""
+        metrics = evaluate_coco(self.annotation, path)
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, 'results.json'), 'w') as f:
+            json.dump(OrderedDict(metrics=metrics, results_file=os.path.abspath(path),
+                                  annotation_file=os.path.abspath(self.annotation), **extra), f, indent=2)
+        return metrics
+
+    table = staticmethod(coco_table)
+    eval_line = staticmethod(coco_eval_line)
+

@@ -11,7 +11,7 @@ import paddle
 from lib.config import TestConfig
 from lib.core.metrics import heatmap_accuracy
 from lib.core.precision import Precision
-from lib.datasets.heatmaps import flip_back, get_final_preds
+from lib.datasets.heatmaps import flip_test, get_final_preds
 from lib.utils.distributed import agree, running_statistics
 from lib.utils.logger import progress
 
@@ -186,13 +186,11 @@ def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callabl
 def predict_heatmaps(model, images: paddle.Tensor, flip_pairs: Sequence[Tuple[int, int]],
                      test: TestConfig, autocast=contextlib.nullcontext) -> np.ndarray:
     """Heatmaps [N, K, h, w] of the last stack, averaged with the flipped input's if test.flip_test."""
-    with autocast():
-        heatmaps = model(images)[-1].astype('float32').numpy()
-    if test.flip_test:
+    def run(batch: paddle.Tensor) -> np.ndarray:
         with autocast():
-            flipped = model(paddle.flip(images, axis=[3]))[-1].astype('float32').numpy()
-        heatmaps = 0.5 * (heatmaps + flip_back(flipped, flip_pairs, shift=test.shift_heatmap))
-    return heatmaps
+            return model(batch)[-1].astype('float32').numpy()
+    return flip_test(run, images, flip_pairs, test.flip_test, test.shift_heatmap,
+                     mirror=lambda batch: paddle.flip(batch, axis=[3]))
 
 
 def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int]], test: TestConfig,

@@ -6,7 +6,6 @@ read directly, so training does not need it. Two layouts are accepted:
     <root>/annotations/person_keypoints_{train2017,val2017}.json
     <root>/images/{train2017,val2017}/%012d.jpg     (HRNet)   or   <root>/{train2017,val2017}/%012d.jpg
 """
-import json
 import os
 from collections import OrderedDict
 from typing import Dict, List, Mapping, NamedTuple, Sequence, Tuple, Union
@@ -14,16 +13,12 @@ from typing import Dict, List, Mapping, NamedTuple, Sequence, Tuple, Union
 import numpy as np
 
 from lib.datasets.skeletons import COCO, KeypointLayout
-from lib.datasets.transforms import PIXEL_STD
+from lib.datasets.transforms import box_to_center_scale
+from lib.utils.files import read_json
 
 IMAGE_SETS = ('train2017', 'val2017')
 PERSON_CATEGORY = 1
-BOX_ENLARGE = 1.25   # HRNet's _xywh2cs pads every box by 1.25
-# SPEC C.5 / HRNet COCODataset.joints_weight (LOSS.USE_DIFFERENT_JOINTS_WEIGHT): elbows and knees 1.2,
-# wrists and ankles 1.5. Shape [K, 1] like target_weight.
-COCO_JOINTS_WEIGHT = np.array([1., 1., 1., 1., 1., 1., 1., 1.2, 1.2, 1.5, 1.5, 1., 1., 1.2, 1.2, 1.5, 1.5],
-                              dtype=np.float32).reshape(-1, 1)
-COCO_JOINTS_WEIGHT.flags.writeable = False
+COCO_JOINTS_WEIGHT = COCO.joints_weight_array   # [K, 1], SPEC C.5 (the layout's field)
 
 LAYOUT_HELP = """Expected COCO person keypoints in one of these layouts:
     {root}/annotations/person_keypoints_{image_set}.json
@@ -61,23 +56,6 @@ def image_file_name(image_id: int) -> str:
     return '%012d.jpg' % image_id
 
 
-def xywh_to_center_scale(box: Sequence[float], aspect_ratio: float) -> Tuple[np.ndarray, np.ndarray]:
-    """HRNet's _xywh2cs: box [x, y, w, h] -> center [2], scale [2] (box size / PIXEL_STD), float32 as HRNet.
-
-    The box is widened or heightened to aspect_ratio (input width / height), then padded by 1.25.
-    """
-    x, y, w, h = (float(v) for v in box[:4])
-    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
-    if w > aspect_ratio * h:
-        h = w * 1.0 / aspect_ratio
-    elif w < aspect_ratio * h:
-        w = h * aspect_ratio
-    scale = np.array([w * 1.0 / PIXEL_STD, h * 1.0 / PIXEL_STD], dtype=np.float32)
-    if center[0] != -1:   # HRNet's guard, kept so the numbers match
-        scale = scale * BOX_ENLARGE
-    return center, scale
-
-
 def sanitize_box(box: Sequence[float], width: int, height: int) -> Union[List[float], None]:
     """HRNet's box clean-up: clip [x, y, w, h] to the image; None if it is empty (SPEC H.1 step 2)."""
     x, y, w, h = box
@@ -87,16 +65,6 @@ def sanitize_box(box: Sequence[float], width: int, height: int) -> Union[List[fl
     if x2 >= x1 and y2 >= y1:
         return [x1, y1, x2 - x1, y2 - y1]
     return None
-
-
-def read_json(path: str, what: str):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{what} not found: {path}')
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON ({error}); re-download or regenerate the {what}.') from None
 
 
 def _fail(path: str, index: int, entry, problem: str) -> None:
@@ -158,7 +126,7 @@ def parse_coco_keypoints(annotation, input_wh: Tuple[int, int], layout: Keypoint
     (COCO keypoints are already 0-based pixels), joints_vis [K] = min(v, 1), area (the annotation's), score 1.
     """
     path = annotation if isinstance(annotation, str) else '<annotations>'
-    dataset = read_json(annotation, 'COCO annotation file') if isinstance(annotation, str) else annotation
+    dataset = read_json(annotation, 'COCO annotation file', 're-download or regenerate it') if isinstance(annotation, str) else annotation
     images, annotations = _check_dataset(dataset, path)
     aspect_ratio = input_wh[0] * 1.0 / input_wh[1]
     by_image = {image_id: [] for image_id in images}
@@ -173,7 +141,7 @@ def parse_coco_keypoints(annotation, input_wh: Tuple[int, int], layout: Keypoint
             clean = sanitize_box(box, image['width'], image['height'])
             if area <= 0 or clean is None or keypoints.max() == 0:
                 continue
-            center, scale = xywh_to_center_scale(clean, aspect_ratio)
+            center, scale = box_to_center_scale(clean, aspect_ratio)
             records.append({'image': image_file_name(image_id), 'image_id': image_id, 'center': center,
                             'scale': scale, 'joints': keypoints[:, :2].copy(),
                             'joints_vis': np.minimum(keypoints[:, 2], 1.0), 'area': area, 'score': 1.0})
@@ -189,7 +157,7 @@ def load_coco_annotations(root: str, image_set: str, input_wh: Tuple[int, int]) 
 def _image_ids(coco) -> set:
     """Image ids of an annotation file given as a path, its parsed JSON, or a pycocotools COCO object."""
     if isinstance(coco, str):
-        coco = read_json(coco, 'COCO annotation file')
+        coco = read_json(coco, 'COCO annotation file', 're-download or regenerate it')
     dataset = getattr(coco, 'dataset', coco)
     images, _ = _check_dataset(dataset, '<annotations>')
     return set(images)
@@ -209,7 +177,7 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
         raise FileNotFoundError(f'detection file not found: {det_file}. HRNet\'s val2017 boxes are '
                                 'person_detection_results/COCO_val2017_detections_AP_H_56_person.json (see its '
                                 'README, "Data preparation"), or evaluate with ground-truth boxes.')
-    boxes = read_json(det_file, 'detection file')
+    boxes = read_json(det_file, 'detection file', 're-download or regenerate it')
     if not isinstance(boxes, list):
         raise ValueError(f'{det_file} must hold a JSON list of {{image_id, category_id, bbox, score}}; received '
                          f'{type(boxes).__name__}.')
@@ -230,7 +198,7 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
             continue
         if len(det['bbox']) != 4:
             raise ValueError(f'{det_file}: box {index} has bbox {det["bbox"]}, expected [x, y, w, h].')
-        center, scale = xywh_to_center_scale(det['bbox'], aspect_ratio)
+        center, scale = box_to_center_scale(det['bbox'], aspect_ratio)
         records.append({'image': image_file_name(int(det['image_id'])), 'image_id': int(det['image_id']),
                         'center': center, 'scale': scale,
                         'joints': np.zeros((layout.num_joints, 2)), 'joints_vis': np.ones(layout.num_joints),
@@ -244,11 +212,3 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
         raise ValueError(f'{det_file}: no person box has score >= image_thre {image_thre} (out of {len(boxes)} '
                          'boxes). Lower the threshold (HRNet\'s yamls use 0.0) or check the file.')
     return records
-
-
-def joints_weight_for(layout: KeypointLayout) -> np.ndarray:
-    """Per-joint loss weights [K, 1] (LOSS.USE_DIFFERENT_JOINTS_WEIGHT): COCO's table; 1 for other layouts,
-    as HRNet's MPIIDataset."""
-    if layout.name == COCO.name:
-        return COCO_JOINTS_WEIGHT
-    return np.ones((layout.num_joints, 1), dtype=np.float32)

@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from lib.datasets.skeletons import KeypointLayout
-from lib.datasets.transforms import PIXEL_STD
+from lib.datasets.transforms import box_scale
 
 LOWER_BODY_WORDS = ('hip', 'knee', 'ankle', 'pelvis')
 HALF_BODY_SCALE = 1.5   # HRNet enlarges the tight half-body box by 1.5
@@ -51,12 +51,7 @@ def half_body_transform(joints: np.ndarray, joints_vis: np.ndarray, layout: Keyp
     selected = np.array(selected, dtype=np.float32)[:, :2]
     center = selected.mean(axis=0)
     w, h = selected.max(axis=0) - selected.min(axis=0)
-    if w > aspect_ratio * h:
-        h = w * 1.0 / aspect_ratio
-    elif w < aspect_ratio * h:
-        w = h * aspect_ratio
-    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * HALF_BODY_SCALE
-    return center, scale
+    return center, box_scale(w, h, aspect_ratio, HALF_BODY_SCALE)
 
 
 def random_half_body(joints: np.ndarray, joints_vis: np.ndarray, layout: KeypointLayout, aspect_ratio: float,

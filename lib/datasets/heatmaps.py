@@ -3,7 +3,7 @@
 Pure numpy, exactly HRNet's generate_target / get_max_preds / get_final_preds (SPEC C.5, D.1, D.2),
 including its edge cases, so that PCKh numbers are comparable with the published tables.
 """
-from typing import Sequence, Tuple
+from typing import Callable, Sequence, Tuple
 
 import numpy as np
 
@@ -124,3 +124,20 @@ def flip_back(heatmaps: np.ndarray, flip_pairs: Sequence[Tuple[int, int]], shift
     if shift:
         flipped[:, :, :, 1:] = flipped[:, :, :, :-1].copy()
     return flipped
+
+
+def _mirror(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images[:, :, :, ::-1])
+
+
+def flip_test(run: Callable[[object], np.ndarray], images, flip_pairs: Sequence[Tuple[int, int]], enabled: bool = True,
+              shift: bool = True, mirror: Callable[[object], object] = _mirror) -> np.ndarray:
+    """Heatmaps [N, K, h, w] of `run(images)`, averaged with those of the mirrored images (flip_back) when
+    enabled: HRNet's flip test (SPEC D.3), the one used by validation and by inference on every backend.
+
+    run: images [N, 3, H, W] -> heatmaps [N, K, h, w] float32 numpy; mirror flips the width axis of the images
+    (numpy by default; validation passes paddle.flip so that the batch stays on its device)."""
+    heatmaps = run(images)
+    if enabled:
+        heatmaps = 0.5 * (heatmaps + flip_back(run(mirror(images)), flip_pairs, shift=shift))
+    return heatmaps

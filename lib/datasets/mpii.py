@@ -4,13 +4,16 @@
     <root>/annot/gt_valid.mat                       ground truth for PCKh (SPEC B.1)
     <root>/images/<name>.jpg
 """
-import json
 import os
 from typing import Dict, List
 
 import numpy as np
 
 from lib.datasets.skeletons import MPII
+from lib.datasets.transforms import BOX_PADDING
+from lib.utils.files import read_json
+
+SCALE_PADDING = BOX_PADDING   # HRNet's MPII boxes get the same 25% as its COCO boxes (_xywh2cs)
 
 IMAGE_SETS = ('train', 'valid', 'trainval', 'test')
 
@@ -62,7 +65,7 @@ def parse_entry(entry: dict, index: int, annot: str, with_joints: bool) -> Dict[
     # to include the whole body; then MATLAB 1-based -> 0-based (HRNet mpii.py, SPEC A.4).
     if center[0] != -1:
         center[1] = center[1] + 15 * scale[1]
-        scale = scale * 1.25
+        scale = scale * SCALE_PADDING
     center = center - 1
 
     num_joints = MPII.num_joints
@@ -91,11 +94,7 @@ def load_mpii_annotations(root: str, image_set: str) -> List[Dict[str, np.ndarra
     adjustment, joints [16, 2] 0-based pixels, joints_vis [16] (1 = annotated).
     """
     annot = check_dataset_root(root, image_set)
-    try:
-        with open(annot) as f:
-            entries = json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{annot} is not valid JSON ({error}); re-download or regenerate it.') from None
+    entries = read_json(annot, 'a JSON list of person entries (HRNet layout)', 're-download or regenerate it')
     if not isinstance(entries, list) or not entries:
         raise ValueError(f'{annot} must hold a non-empty JSON list of person entries; '
                          f'received {type(entries).__name__} of length {len(entries) if hasattr(entries, "__len__") else "?"}.')

@@ -6,21 +6,20 @@ sampler passes in with the index, so a run is reproducible whatever the number o
 resumed run sees exactly the samples it would have seen.
 """
 import os
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 from paddle.io import Dataset
 
 from lib.config import DataConfig
-from lib.datasets.coco import joints_weight_for
 from lib.datasets.half_body import random_half_body
 from lib.datasets.heatmaps import generate_target
 # read_image lives in image_io; tools/draw_predictions.py and the tests import it from here too.
 from lib.datasets.image_io import flipped_x_offset, jpeg_size, read_image, reduced_pixel_matrix, reduction_for_crop
 from lib.datasets.skeletons import KeypointLayout
 from lib.datasets.transforms import (PIXEL_STD, affine_transform_points, crop_image, flip_joints,
-                                     get_affine_transform, random_scale_rotation)
+                                     get_affine_transform, normalize_image, random_scale_rotation)
 
 SampleKey = Union[int, Tuple[int, int, int]]   # index, or (index, seed, epoch) for training
 
@@ -46,13 +45,6 @@ class SamplePlan(NamedTuple):
     flip: bool
     reduction: int              # decode at 1/reduction of the resolution (1 = full)
     image_wh: Optional[Tuple[int, int]]   # from the JPEG header; None when it was not read
-
-
-def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """[H, W, 3] uint8 -> [3, H, W] float32: /255, then (x - mean) / std per channel."""
-    image = image.astype(np.float32) / 255.0
-    image = (image - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
 class TopDownPoseDataset(Dataset):
@@ -99,7 +91,7 @@ class TopDownPoseDataset(Dataset):
         joints_crop = np.where(visible[:, None], affine_transform_points(joints, matrix), joints)
         target, target_weight = generate_target(joints_crop, joints_vis, cfg.input_wh, cfg.heatmap_wh, cfg.sigma)
         if cfg.use_joints_weight:   # HRNet's LOSS.USE_DIFFERENT_JOINTS_WEIGHT (SPEC C.5)
-            target_weight = target_weight * joints_weight_for(self.layout)
+            target_weight = target_weight * self.layout.joints_weight_array
         return {
             'image': normalize_image(crop, cfg.mean, cfg.std),
             'target': target,

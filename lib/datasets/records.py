@@ -3,26 +3,18 @@
 No Paddle here, so that val.py --oracle and --preds_file start fast.
 """
 import os
-from typing import Dict, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 from lib.config import DataConfig, TestConfig
 from lib.datasets.coco import coco_files, load_coco_annotations, load_detection_boxes
 from lib.datasets.mpii import load_mpii_annotations
-from lib.datasets.skeletons import COCO, MPII, KeypointLayout
-
-DATASET_LAYOUTS: Dict[str, KeypointLayout] = {'mpii': MPII, 'coco': COCO}
+from lib.datasets.skeletons import KeypointLayout, layout_of  # noqa: F401 (layout_of: re-exported)
 
 
 class SplitRecords(NamedTuple):
     records: List[dict]     # image (relative to image_dir), center [2], scale [2], joints [K, 2], joints_vis [K], ...
     image_dir: str
     layout: KeypointLayout
-
-
-def layout_of(dataset: str) -> KeypointLayout:
-    if dataset not in DATASET_LAYOUTS:
-        raise ValueError(f'unknown dataset {dataset!r}; choose one of {sorted(DATASET_LAYOUTS)}.')
-    return DATASET_LAYOUTS[dataset]
 
 
 def load_split(config: DataConfig, image_set: str, test: Optional[TestConfig] = None) -> SplitRecords:

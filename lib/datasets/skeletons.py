@@ -1,9 +1,11 @@
-"""Keypoint layouts: joint names, flip pairs and the skeleton drawn between joints.
+"""Keypoint layouts: joint names, flip pairs, loss weights and the skeleton drawn between joints.
 
-A dataset is its layout plus a parser; adding a keypoint dataset starts with one entry here.
+A dataset is its layout plus a parser; adding a keypoint dataset starts with one entry in LAYOUTS here.
 """
 from dataclasses import dataclass
 from typing import Tuple
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -13,6 +15,16 @@ class KeypointLayout:
     short_names: Tuple[str, ...]          # names used in annotation files (MPII's gt_valid.mat)
     flip_pairs: Tuple[Tuple[int, int], ...]
     skeleton: Tuple[Tuple[int, int], ...]  # limbs to draw, (joint, joint)
+    # Per-joint loss weights of HRNet's LOSS.USE_DIFFERENT_JOINTS_WEIGHT (SPEC C.5); () = all 1, as HRNet's MPII.
+    joints_weight: Tuple[float, ...] = ()
+
+    @property
+    def joints_weight_array(self) -> np.ndarray:
+        """joints_weight as [K, 1] float32, shaped like target_weight (ones when the layout has none)."""
+        weights = self.joints_weight or (1.0,) * self.num_joints
+        array = np.array(weights, dtype=np.float32).reshape(-1, 1)
+        array.flags.writeable = False
+        return array
 
     @property
     def num_joints(self) -> int:
@@ -57,15 +69,25 @@ COCO = KeypointLayout(
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
     skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
               (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
+    # HRNet COCODataset.joints_weight: elbows and knees 1.2, wrists and ankles 1.5.
+    joints_weight=(1., 1., 1., 1., 1., 1., 1., 1.2, 1.2, 1.5, 1.5, 1., 1., 1.2, 1.2, 1.5, 1.5),
 )
 
-LAYOUTS = {layout.num_joints: layout for layout in (MPII, COCO)}
+LAYOUTS = {'mpii': MPII, 'coco': COCO}   # by dataset name: the one registry of keypoint layouts
+
+
+def layout_of(dataset: str) -> KeypointLayout:
+    """The layout of a dataset: 'mpii' -> MPII, 'coco' -> COCO."""
+    if dataset not in LAYOUTS:
+        raise ValueError(f'unknown dataset {dataset!r}; choose one of {sorted(LAYOUTS)}.')
+    return LAYOUTS[dataset]
 
 
 def layout_for(num_joints: int) -> KeypointLayout:
     """The layout of a model with `num_joints` heatmap channels: 16 -> MPII, 17 -> COCO."""
-    if num_joints not in LAYOUTS:
-        known = ', '.join(f'{k} ({layout.name})' for k, layout in sorted(LAYOUTS.items()))
+    by_joints = {layout.num_joints: layout for layout in LAYOUTS.values()}
+    if num_joints not in by_joints:
+        known = ', '.join(f'{k} ({layout.name})' for k, layout in sorted(by_joints.items()))
         raise ValueError(f'no keypoint layout has {num_joints} joints; known: {known}. Add a KeypointLayout '
                          'to lib/datasets/skeletons.py and register it in LAYOUTS.')
-    return LAYOUTS[num_joints]
+    return by_joints[num_joints]

@@ -14,8 +14,7 @@ import numpy as np
 import scipy.io as sio
 
 from lib.datasets.skeletons import MPII
-
-PIXEL_STD = 200.0          # "scale" = box side / 200 px (SPEC A.4)
+from lib.datasets.transforms import PIXEL_STD
 JPEG_QUALITY = 90
 IMAGE_W_RANGE = (240, 400)
 IMAGE_H_RANGE = (240, 320)

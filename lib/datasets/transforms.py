@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 PIXEL_STD = 200.0  # "scale" is the box side in units of 200 px (MPII/COCO convention)
+BOX_PADDING = 1.25  # HRNet's _xywh2cs (SimpleBaselines) pads every aspect-fixed person box by 25%
 
 ScaleLike = Union[float, Sequence[float], np.ndarray]
 
@@ -22,6 +23,29 @@ def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The point that makes (a, b, c) a right angle at b: (a - b) rotated by 90 degrees, added to b."""
     direction = a - b
     return b + np.array([-direction[1], direction[0]], dtype=np.float32)
+
+
+def box_scale(w: float, h: float, aspect_ratio: float, padding: float = BOX_PADDING) -> np.ndarray:
+    """Scale [2] (box side / PIXEL_STD) of a w x h box whose shorter side grows until w / h = aspect_ratio
+    (input width / height), times `padding`: HRNet's _xywh2cs and half-body box."""
+    if w > aspect_ratio * h:
+        h = w * 1.0 / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    return np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * padding
+
+
+def box_to_center_scale(box: Sequence[float], aspect: Union[float, Sequence[int]],
+                        padding: float = BOX_PADDING) -> Tuple[np.ndarray, np.ndarray]:
+    """HRNet's _xywh2cs: box (x, y, w, h) in pixels -> centre [2] and scale [2] (box_scale), float32 as HRNet.
+
+    aspect: the input's aspect ratio (width / height), or its input_wh."""
+    aspect_ratio = float(aspect) if np.isscalar(aspect) else aspect[0] / aspect[1]
+    x, y, w, h = (float(v) for v in box[:4])
+    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
+    if center[0] == -1:   # HRNet's guard (no padding), kept so the numbers match
+        padding = 1.0
+    return center, box_scale(w, h, aspect_ratio, padding)
 
 
 def get_affine_transform(center: Sequence[float], scale: ScaleLike, rot: float,
@@ -98,3 +122,10 @@ def random_scale_rotation(rng: np.random.Generator, scale_factor: float, rotatio
     if rng.random() <= rotation_prob:
         rot = float(np.clip(rng.standard_normal() * rotation_factor, -2 * rotation_factor, 2 * rotation_factor))
     return scale_mult, rot
+
+
+def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """[H, W, 3] uint8 -> [3, H, W] float32: /255, then (x - mean) / std per channel."""
+    image = image.astype(np.float32) / 255.0
+    image = (image - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(image.transpose(2, 0, 1))

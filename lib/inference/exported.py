@@ -4,13 +4,14 @@ Both map normalised crops [N, 3, H, W] float32 to the last stack's heatmaps [N, 
 free), and carry the folder's conventions: `conventions` is (ModelConfig, DataConfig, TestConfig) as
 lib.inference.conventions reads them from inference.json, `inference_config` the file's raw contents.
 """
-import json
 import os
 from typing import Optional, Tuple
 
 import numpy as np
 
 from lib.inference.conventions import EXPORTED_CONFIG_NAME, conventions_from_config
+from lib.utils.device import choose_device, gpu_available, paddle_gpu_hint
+from lib.utils.files import read_json
 
 PADDLE_MODEL_FILES = ('model.json', 'model.pdmodel')   # Paddle 3.x (PIR) writes .json; the old IR .pdmodel
 PADDLE_PARAMS_FILE = 'model.pdiparams'
@@ -32,12 +33,8 @@ def read_inference_config(model_dir: str) -> dict:
                                 + _expected_files(model_dir))
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path} not found; an exported model folder holds ' + _expected_files(model_dir))
-    with open(path) as f:
-        try:
-            values = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f'{path} is not valid JSON ({error}); re-export the model: '
-                             + EXPORT_COMMAND.format(dir=model_dir)) from None
+    values = read_json(path, 'the sections model, data and test', 're-export the model: '
+                       + EXPORT_COMMAND.format(dir=model_dir), expect=dict)
     missing = [key for key in ('model', 'data', 'test') if not isinstance(values.get(key), dict)]
     if missing:
         raise ValueError(f'{path} lacks the section(s) {missing}; export.py writes model, data, test, num_joints '
@@ -79,18 +76,12 @@ class PaddleInferenceBackend:
     def __init__(self, model_dir: str, device: str = 'cpu', mkldnn: bool = True, threads: Optional[int] = None):
         from paddle import inference
 
-        from lib.utils.device import gpu_available
-
         self.inference_config = read_inference_config(model_dir)
         self.conventions = conventions_from_config(self.inference_config)
         self.width, self.height = self.conventions.data.input_wh   # traced with this size
         program, params = paddle_model_files(model_dir, self.inference_config)
-        if device not in ('auto', 'cpu', 'gpu'):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'gpu'; received {device!r}.")
-        if device == 'gpu' and not gpu_available():
-            raise RuntimeError('device gpu was asked for, but this Paddle build sees no CUDA device. Install '
-                               'paddlepaddle-gpu matching your CUDA version, or use device cpu.')
-        self.device = 'gpu' if device == 'gpu' or (device == 'auto' and gpu_available()) else 'cpu'
+        usable = device in ('auto', 'gpu') and gpu_available()
+        self.device = choose_device(device, usable, paddle_gpu_hint() if device == 'gpu' and not usable else '')
         config = inference.Config(program, params)
         if self.device == 'gpu':
             config.enable_use_gpu(256, 0)   # initial memory pool (MB), device 0
@@ -146,14 +137,11 @@ class OnnxRuntimeBackend:
             raise FileNotFoundError(f'{path} not found, though inference.json lists it (the folder holds '
                                     f'{sorted(os.listdir(model_dir))}). Copy the whole folder export.py wrote, '
                                     'or re-export with: ' + EXPORT_COMMAND.format(dir=model_dir))
-        if device not in ('auto', 'cpu', 'gpu'):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'gpu'; received {device!r}.")
         available = onnxruntime.get_available_providers()
-        if device == 'gpu' and 'CUDAExecutionProvider' not in available:
-            raise RuntimeError(f'device gpu was asked for, but onnxruntime offers only {available}. Install '
-                               'onnxruntime-gpu (pip install onnxruntime-gpu) matching your CUDA, or use device cpu.')
-        use_cuda = device == 'gpu' or (device == 'auto' and 'CUDAExecutionProvider' in available)
-        self.device = 'gpu' if use_cuda else 'cpu'
+        self.device = choose_device(device, 'CUDAExecutionProvider' in available,
+                                    f'onnxruntime offers only {available}. Install onnxruntime-gpu '
+                                    '(pip install onnxruntime-gpu) matching your CUDA')
+        use_cuda = self.device == 'gpu'
         providers = (['CUDAExecutionProvider'] if use_cuda else []) + ['CPUExecutionProvider']
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3   # errors only: paddle2onnx graphs trigger "removing unused initializer" warnings

@@ -2,37 +2,19 @@
 
 The geometry is the one the models were validated with: SimpleBaselines / HRNet's box -> (centre, scale)
 (`_xywh2cs`: the box centre, the aspect ratio fixed to the input's, x 1.25), get_affine_transform crops,
-normalize_image, the flip test of lib/core/engine.predict_heatmaps and get_final_preds.
+normalize_image, the flip test of lib/datasets/heatmaps.flip_test (as validation) and get_final_preds.
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from lib.datasets.heatmaps import flip_back, get_final_preds
-from lib.datasets.pose_dataset import normalize_image
+from lib.datasets.heatmaps import flip_test, get_final_preds
 from lib.datasets.skeletons import KeypointLayout, layout_for
-from lib.datasets.transforms import PIXEL_STD, crop_image
+from lib.datasets.transforms import box_to_center_scale, crop_image, normalize_image
 
 # images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] (or a list of them, one per stack, last = prediction)
 Backend = Callable[[np.ndarray], object]
-BOX_PADDING = 1.25   # SimpleBaselines / HRNet enlarge the (aspect-fixed) person box by 25%
-
-
-def box_to_center_scale(box: Sequence[float], input_wh: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Box (x, y, w, h) in pixels -> centre [2] and scale [2] (box side / PIXEL_STD), as HRNet's _xywh2cs:
-    the shorter side grows until w / h is the input's aspect ratio, then both sides x 1.25."""
-    x, y, w, h = (float(v) for v in box)
-    aspect_ratio = input_wh[0] / input_wh[1]
-    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
-    if w > aspect_ratio * h:
-        h = w / aspect_ratio
-    elif w < aspect_ratio * h:
-        w = h * aspect_ratio
-    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * BOX_PADDING
-    return center, scale
-
-
 def last_stack(outputs) -> np.ndarray:
     """A backend's output as heatmaps [N, K, h, w] float32: the last of a list of stacks, or the array."""
     if isinstance(outputs, (list, tuple)):
@@ -113,11 +95,7 @@ class PosePredictor:
     def predict_heatmaps(self, crops: np.ndarray) -> np.ndarray:
         """Heatmaps [N, K, h, w] of normalised crops [N, 3, H, W], averaged with the mirrored crops' when
         flip_test (as lib/core/engine.predict_heatmaps)."""
-        heatmaps = self._run(crops)
-        if self.flip_test:
-            flipped = self._run(np.ascontiguousarray(crops[:, :, :, ::-1]))
-            heatmaps = 0.5 * (heatmaps + flip_back(flipped, self.layout.flip_pairs, shift=self.shift_heatmap))
-        return heatmaps
+        return flip_test(self._run, crops, self.layout.flip_pairs, self.flip_test, self.shift_heatmap)
 
     def _run(self, crops: np.ndarray) -> np.ndarray:
         heatmaps = last_stack(self.backend(crops))

@@ -119,26 +119,36 @@ class PoseResNet(nn.Layer):
 
 
 # --------------------------------------------------------------------------------------------- builders
+# depth -> (bottleneck blocks?, blocks per stage), as torchvision's resnet{18..152}; the converters read it too.
+RESNETS = {18: (False, (2, 2, 2, 2)), 34: (False, (3, 4, 6, 3)), 50: (True, (3, 4, 6, 3)),
+           101: (True, (3, 4, 23, 3)), 152: (True, (3, 8, 36, 3))}
+
+
+def _pose_resnet(depth: int, num_joints: int, **kwargs) -> PoseResNet:
+    bottleneck, blocks = RESNETS[depth]
+    return PoseResNet(Bottleneck if bottleneck else BasicBlock, blocks, num_joints, **kwargs)
+
+
 def pose_resnet_18(num_joints: int = 16, **kwargs) -> PoseResNet:
     """SimpleBaselines on ResNet-18. kwargs: deconv_filters, deconv_kernels."""
-    return PoseResNet(BasicBlock, (2, 2, 2, 2), num_joints, **kwargs)
+    return _pose_resnet(18, num_joints, **kwargs)
 
 
 def pose_resnet_34(num_joints: int = 16, **kwargs) -> PoseResNet:
     """SimpleBaselines on ResNet-34. kwargs: deconv_filters, deconv_kernels."""
-    return PoseResNet(BasicBlock, (3, 4, 6, 3), num_joints, **kwargs)
+    return _pose_resnet(34, num_joints, **kwargs)
 
 
 def pose_resnet_50(num_joints: int = 16, **kwargs) -> PoseResNet:
     """SimpleBaselines on ResNet-50 (34.0M parameters with 16 joints). kwargs: deconv_filters, deconv_kernels."""
-    return PoseResNet(Bottleneck, (3, 4, 6, 3), num_joints, **kwargs)
+    return _pose_resnet(50, num_joints, **kwargs)
 
 
 def pose_resnet_101(num_joints: int = 16, **kwargs) -> PoseResNet:
     """SimpleBaselines on ResNet-101 (53.0M parameters). kwargs: deconv_filters, deconv_kernels."""
-    return PoseResNet(Bottleneck, (3, 4, 23, 3), num_joints, **kwargs)
+    return _pose_resnet(101, num_joints, **kwargs)
 
 
 def pose_resnet_152(num_joints: int = 16, **kwargs) -> PoseResNet:
     """SimpleBaselines on ResNet-152 (68.6M parameters). kwargs: deconv_filters, deconv_kernels."""
-    return PoseResNet(Bottleneck, (3, 8, 36, 3), num_joints, **kwargs)
+    return _pose_resnet(152, num_joints, **kwargs)

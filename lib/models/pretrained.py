@@ -17,9 +17,8 @@ from typing import Dict, List
 
 import paddle
 
-from lib.convert.resnet_maps import RESNETS
-from lib.models.pose_resnet import Bottleneck, PoseResNet
-from lib.utils.checkpoint import load_file, model_state_from
+from lib.models.pose_resnet import RESNETS, Bottleneck, PoseResNet
+from lib.utils.checkpoint import key_mismatches, load_file, model_state_from
 
 HEAD_PREFIXES = ('deconv_layers.', 'final_layer.')
 CLASSIFIER_KEYS = ('fc.weight', 'fc.bias')     # ImageNet classifier: pose_resnet has none
@@ -48,17 +47,12 @@ def _show(items: List[str]) -> str:
 
 def check_backbone(model: PoseResNet, state: Dict[str, object], source: str) -> None:
     """Raise ValueError naming every missing backbone key, unexpected key and shape mismatch."""
-    expected = backbone_state(model)
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [f'{k}: file {_shape(state[k])} vs model {_shape(expected[k])}'
-                  for k in expected if k in state and _shape(state[k]) != _shape(expected[k])]
-    if missing or unexpected or mismatched:
+    problems = key_mismatches(backbone_state(model), state, 'backbone ')
+    if problems:
         depth = resnet_depth_of(model)
         raise ValueError(
             f'backbone weights in {source} do not fit the ResNet-{depth} backbone of pose_resnet_{depth}:\n'
-            f'  missing backbone keys: {_show(missing)}\n  unexpected keys: {_show(unexpected)}\n'
-            f'  shape mismatches: {_show(mismatched)}\n'
+            + problems +
             f'Pass ResNet-{depth} ImageNet weights: Paddle\'s {PADDLE_IMAGENET_URL.format(depth=depth)}, or '
             f'torchvision\'s resnet{depth}-*.pth converted with tools/convert_weights.py --format '
             'torchvision_resnet. Shape mismatches usually mean weights of another depth; a whole pose model '

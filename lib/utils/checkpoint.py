@@ -5,7 +5,7 @@ saving never leaves a truncated checkpoint. Loading is strict: missing or unexpe
 mismatches are errors that list what differs.
 """
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import paddle
@@ -68,20 +68,28 @@ def _shape(value) -> tuple:
     return tuple(value.shape) if hasattr(value, 'shape') else tuple(np.shape(value))
 
 
-def check_state_dict(model: paddle.nn.Layer, state: Dict[str, object], source: str) -> None:
-    """Raise ValueError naming every missing key, unexpected key and shape mismatch."""
-    expected = model.state_dict()
+def key_mismatches(expected: Dict[str, object], state: Dict[str, object], what: str = '') -> Optional[str]:
+    """The lines naming every missing key, unexpected key and shape mismatch of `state` against `expected`
+    (what: e.g. 'backbone ' in 'missing backbone keys'), or None when they fit."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     mismatched = [f'{k}: file {_shape(state[k])} vs model {_shape(expected[k])}'
                   for k in expected if k in state and _shape(state[k]) != _shape(expected[k])]
-    if missing or unexpected or mismatched:
-        def show(items):
-            return ', '.join(items[:8]) + (f' ... ({len(items)} in all)' if len(items) > 8 else '') if items else 'none'
+    if not (missing or unexpected or mismatched):
+        return None
+
+    def show(items):
+        return ', '.join(items[:8]) + (f' ... ({len(items)} in all)' if len(items) > 8 else '') if items else 'none'
+    return (f'  missing {what}keys: {show(missing)}\n  unexpected keys: {show(unexpected)}\n'
+            f'  shape mismatches: {show(mismatched)}\n')
+
+
+def check_state_dict(model: paddle.nn.Layer, state: Dict[str, object], source: str) -> None:
+    """Raise ValueError naming every missing key, unexpected key and shape mismatch."""
+    problems = key_mismatches(model.state_dict(), state)
+    if problems:
         raise ValueError(
-            f'weights in {source} do not fit the model {type(model).__name__}:\n'
-            f'  missing keys: {show(missing)}\n  unexpected keys: {show(unexpected)}\n'
-            f'  shape mismatches: {show(mismatched)}\n'
+            f'weights in {source} do not fit the model {type(model).__name__}:\n' + problems +
             'Check that --model, --num_stacks, --num_features and the number of joints match the run that '
             'produced the file (its config.json lies beside it).')
 

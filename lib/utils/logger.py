@@ -2,6 +2,7 @@
 written both to stdout and to <run dir>/train.log. A tqdm bar is shown only on a terminal."""
 import logging
 import sys
+from typing import Dict, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -42,8 +43,17 @@ def setup_logger(log_file: str = None, name: str = 'pose', quiet: bool = False) 
     return logger
 
 
-def progress(iterable, total: int, desc: str):
-    """A tqdm bar on a terminal; the bare iterable under nohup, where bars only clutter the log."""
-    if stdout_is_terminal():
+def progress(iterable, total: Optional[int], desc: str):
+    """A tqdm bar on a terminal for more than one item; the bare iterable under nohup, where bars only
+    clutter the log."""
+    if stdout_is_terminal() and (total is None or total > 1):
         return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
     return iterable
+
+
+def format_table(metrics: Dict[str, float], name: str, columns: Sequence[str]) -> str:
+    """One-row Markdown table of `columns` as HRNet's _print_name_value, 3 decimals: the README's format."""
+    header = '| Arch | ' + ' | '.join(columns) + ' |'
+    rule = '|---' * (len(columns) + 1) + '|'
+    row = f'| {name} | ' + ' | '.join(f'{metrics[c]:.3f}' for c in columns) + ' |'
+    return '\n'.join([header, rule, row])

@@ -1,0 +1,137 @@
+"""A training run's pieces that train.py calls in order: its configuration and folder (new or resumed),
+model / optimizer / schedule, the checkpoint, the epoch's history row and validation with the best weights."""
+import dataclasses
+import os
+
+import paddle
+
+from lib.config import TrainConfig, resolve_config, size_name, to_dict
+from lib.core.engine import Training, TrainState, predict
+from lib.core.loss import StackedHeatmapLoss
+from lib.core.optim import build_optimizer, build_scheduler
+from lib.core.precision import Precision
+from lib.models import build_model_from
+from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, require_finite,
+                                  restore_optimizer_state, save_weights)
+from lib.utils.monitor import RunMonitor
+
+CHECKPOINT_NAME = 'checkpoint.pdparams'
+# What a resumed run may change: how long it runs, how it logs and where; not the recipe.
+RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every', 'device')
+
+
+def default_run_name(config: TrainConfig) -> str:
+    """<dataset>_<model>_<H>x<W>: mpii_hourglass8_256x256, coco_pose_resnet_50_256x192 (HRNet's naming)."""
+    return f'{config.data.dataset}_{config.model.label}_{size_name(config.data.input_wh)}'
+
+
+def load_resume_checkpoint(resume: str):
+    """(checkpoint dict, its path) of --resume, a checkpoint.pdparams or its run folder."""
+    path = os.path.join(resume, CHECKPOINT_NAME) if os.path.isdir(resume) else resume
+    checkpoint = load_file(path)
+    if not isinstance(checkpoint, dict) or 'train_state' not in checkpoint:
+        raise ValueError(f'{path} is not a resumable checkpoint (no train_state); --resume takes the '
+                         f'{CHECKPOINT_NAME} that train.py writes in the run folder.')
+    return checkpoint, path
+
+
+def resumed_config(checkpoint: dict, path: str, flags: dict, sets=(), config_file=None) -> TrainConfig:
+    """The configuration of a resumed run: the checkpoint's, resolved as val.py resolves a run's config.json,
+    with the flags of RESUME_OVERRIDES (the others are the run's recipe and stay)."""
+    if config_file:
+        raise ValueError(f'--config {config_file} with --resume: a resumed run keeps the configuration saved in '
+                         f'{path}; drop --config, or start a new run from it.')
+    sets = list(sets)
+    for item in sets:
+        key = item.partition('=')[0].strip()
+        if key not in RESUME_OVERRIDES:
+            raise ValueError(f'--set {item} with --resume: a resumed run keeps its recipe; only '
+                             f'{list(RESUME_OVERRIDES)} can change. Start a new run to change {key}.')
+    flags = {key: value for key, value in flags.items() if key in RESUME_OVERRIDES}
+    return resolve_config(flags, run_config=checkpoint['config'], sets=sets, run_source=path)
+
+
+def new_run_dir(config: TrainConfig, run_name=None) -> str:
+    """<output_dir>/<run_name or default_run_name>, refused when it holds a run already."""
+    run_dir = os.path.join(config.output_dir, run_name or default_run_name(config))
+    if os.path.exists(os.path.join(run_dir, CHECKPOINT_NAME)):
+        raise FileExistsError(f'{run_dir} already holds a run ({CHECKPOINT_NAME}); continue it with '
+                              f'--resume {os.path.join(run_dir, CHECKPOINT_NAME)}, or start a new one with '
+                              'another --run_name or --output_dir.')
+    return run_dir
+
+
+def save_checkpoint(run_dir, model, optimizer, scheduler, state: TrainState, config: TrainConfig) -> str:
+    path = os.path.join(run_dir, CHECKPOINT_NAME)
+    weights = model.state_dict()
+    require_finite(weights, path)
+    atomic_save({'model': weights, 'optimizer': portable_optimizer_state(optimizer, model),
+                 'lr_scheduler': scheduler.state_dict(), 'train_state': dataclasses.asdict(state),
+                 'config': to_dict(config)}, path)
+    return path
+
+
+def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, optimizer) -> dict:
+    """History row of the epoch just run; when it is complete, move the state to the next epoch."""
+    row = {'epoch': state.epoch + 1, 'loss': loss, 'lr': optimizer.get_lr(), 'seconds': seconds}
+    if state.iteration < epoch_len:         # stopped by --max_iters inside the epoch
+        row['partial'] = True
+        return row
+    state.epoch, state.iteration = state.epoch + 1, 0
+    return row
+
+
+def validate_and_keep_best(model, loader, evaluator, config: TrainConfig, state: TrainState, epoch: int,
+                           run_dir: str, logger, precision: Precision, monitor: RunMonitor) -> dict:
+    """Flip-test evaluation of the validation set (MPII PCKh, COCO AP); the weights with the best
+    evaluator.indicator (Mean, AP) go to best_model/. state.best_mean holds that best value."""
+    preds, maxvals = predict(model, loader, len(loader.dataset), evaluator.layout.flip_pairs, config.test,
+                             desc='validate', autocast=precision.eval_autocast,
+                             on_first_batch=lambda batch, heatmaps: monitor.on_validation_batch(batch, heatmaps, epoch))
+    metrics = evaluator.evaluate(preds, maxvals, os.path.join(run_dir, 'last_eval'), {'config': to_dict(config)})
+    logger.info('Validation (%s, flip test %s):\n%s', evaluator.metric_name, 'on' if config.test.flip_test else 'off',
+                evaluator.table(metrics, config.model.label))
+    value = metrics[evaluator.indicator]
+    if state.applied_steps == 0:
+        logger.warning('No training step has been applied yet (all were skipped): best_model/ is not written.')
+    elif value > state.best_mean:
+        state.best_mean, state.best_epoch = value, epoch
+        save_weights(model, os.path.join(run_dir, 'best_model', 'model.pdparams'))
+        logger.info('New best %s %.3f at epoch %d: saved best_model/model.pdparams', evaluator.indicator,
+                    state.best_mean, epoch)
+    return dict(metrics)
+
+
+def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ranks: int, logger,
+                   indicator: str = 'Mean'):
+    """Model, loss, optimizer, schedule and precision, restored from the checkpoint when resuming."""
+    model = build_model_from(config.model)
+    if config.pretrained_backbone and checkpoint is None:
+        from lib.models.pretrained import load_backbone
+        loaded = load_backbone(model, config.pretrained_backbone)
+        logger.info('Loaded %d backbone tensors from %s', len(loaded), config.pretrained_backbone)
+    scheduler = build_scheduler(config.lr, config.lr_steps, config.lr_gamma, iters_per_epoch,
+                                config.warmup_iters, config.warmup_ratio)
+    optimizer = build_optimizer(config.optimizer, scheduler, model.parameters(), config.weight_decay)
+    state = TrainState()
+    if checkpoint is not None:
+        model.set_state_dict(checkpoint['model'])
+        restore_optimizer_state(optimizer, model, checkpoint['optimizer'])
+        scheduler.set_state_dict(checkpoint['lr_scheduler'])
+        saved = checkpoint['train_state']
+        # Checkpoints written before applied_steps existed: every step that was not skipped was applied.
+        state = TrainState(**{'applied_steps': saved['global_step'] - saved.get('nonfinite_steps', 0), **saved})
+        logger.info('Resumed at epoch %d, iteration %d (step %d, best %s %.3f)',
+                    state.epoch + 1, state.iteration, state.global_step, indicator, state.best_mean)
+    precision = Precision(config.amp, config.amp_level)
+    if precision.scaler is not None and state.loss_scale > 0:
+        precision.scaler.scale, precision.scaler.good_steps = state.loss_scale, state.loss_scale_good_steps
+    model, optimizer = precision.prepare(model, optimizer)
+    # Same seed on every rank gives the same initial weights; DataParallel also broadcasts rank 0's.
+    runner = paddle.DataParallel(model) if num_ranks > 1 else model
+    total_iters = config.epochs * iters_per_epoch
+    if config.max_iters:
+        total_iters = min(total_iters, config.max_iters)
+    training = Training(runner, StackedHeatmapLoss(config.stack_loss), optimizer, scheduler, precision, logger,
+                        config.epochs, total_iters, config.log_every, config.max_nonfinite)
+    return model, training, state

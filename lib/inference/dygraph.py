@@ -1,0 +1,26 @@
+"""The dygraph inference backend: a .pdparams run in Paddle's dynamic graph."""
+import numpy as np
+import paddle
+
+from lib.inference.conventions import conventions_for_weights
+from lib.models import build_model_from
+from lib.utils.checkpoint import load_weights
+from lib.utils.device import select_device
+
+
+class DygraphBackend:
+    """A .pdparams run in Paddle's dynamic graph; the architecture comes from the config.json beside the
+    weights (or in their parent folder), else the hourglass preset (see conventions_for_weights)."""
+
+    def __init__(self, weights_path: str, device: str = 'auto'):
+        self.conventions = conventions_for_weights(weights_path)
+        self.device = select_device(device)
+        self.model = build_model_from(self.conventions.model)
+        load_weights(self.model, weights_path)
+        self.model.eval()
+
+    @paddle.no_grad()
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] float32 of the last stack."""
+        outputs = self.model(paddle.to_tensor(np.ascontiguousarray(images, dtype=np.float32)))
+        return outputs[-1].astype('float32').numpy()

@@ -1,0 +1,32 @@
+"""Stopping a run cleanly on SIGTERM / Ctrl-C."""
+import signal
+
+
+class GracefulStop:
+    """SIGTERM / Ctrl-C ask the loop to stop after the current iteration; a second Ctrl-C stops at once.
+
+    Repeated SIGTERMs are not escalated: paddle.distributed.launch sends several within a second when
+    it is itself terminated. A context manager, so the previous handlers come back when training returns.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+
+    def __enter__(self):
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *_):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.signal_name and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = self.signal_name or signal.Signals(signum).name
+
+    def __call__(self) -> bool:
+        return self.signal_name is not None
