@@ -30,8 +30,8 @@ import paddle.nn as nn  # noqa: E402
 from lib.config import PRESETS, to_dict  # noqa: E402
 from lib.inference.conventions import EXPORTED_CONFIG_NAME, Conventions, conventions_from_config, run_config_for  # noqa: E402
 from lib.inference.exported import ONNX_FILE, PADDLE_PARAMS_FILE, OnnxRuntimeBackend, PaddleInferenceBackend  # noqa: E402
+from lib.inference.foreign_weights import load_pretrained  # noqa: E402
 from lib.models import build_model_from, check_input_size  # noqa: E402
-from lib.utils.checkpoint import load_weights  # noqa: E402
 
 DATA_KEYS = ('input_wh', 'heatmap_wh', 'sigma', 'color_rgb', 'mean', 'std')   # DataConfig minus dataset paths
 TEST_KEYS = ('flip_test', 'shift_heatmap', 'post_process', 'batch_size')
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     output_dir = args.output_dir or os.path.join('output', 'export', f'{model_cfg.label}_{data.input_wh[0]}')
     paddle.set_device('cpu')   # the program does not depend on the device it was traced on
     model = build_model_from(model_cfg)
-    load_weights(model, args.pretrained_model)
+    load_pretrained(model, args.pretrained_model)
     model.eval()
     print(f'{model_cfg.label}, input W x H {data.input_wh[0]} x {data.input_wh[1]}, {model_cfg.num_joints} joints, '
           f'from {args.pretrained_model}')

@@ -137,14 +137,14 @@ def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: Split
     from lib.core.engine import predict
     from lib.datasets.loaders import eval_loader
     from lib.datasets.pose_dataset import TopDownPoseDataset
+    from lib.inference.foreign_weights import load_pretrained
     from lib.models import build_model_from
-    from lib.utils.checkpoint import load_weights
     from lib.utils.device import select_device
 
     select_device(args.device)
     dataset = TopDownPoseDataset(split.records, split.image_dir, split.layout, data, is_train=False)
     model = build_model_from(model_cfg)
-    load_weights(model, args.pretrained_model)
+    load_pretrained(model, args.pretrained_model)
     loader = eval_loader(dataset, args.batch_size, args.workers)
     preds, maxvals = predict(model, loader, len(dataset), split.layout.flip_pairs, test)
     name = f'{model_cfg.label}_{input_label(data.dataset, data.input_wh)}'

@@ -11,8 +11,8 @@ import numpy as np
 import paddle
 
 from lib.inference.conventions import Conventions, conventions_for_model_dir, conventions_for_weights
+from lib.inference.foreign_weights import load_pretrained
 from lib.models import build_model_from
-from lib.utils.checkpoint import load_weights
 from lib.utils.device import select_device
 
 
@@ -24,7 +24,7 @@ class DygraphBackend:
         self.conventions = conventions_for_weights(weights_path)
         self.device = select_device(device)
         self.model = build_model_from(self.conventions.model)
-        load_weights(self.model, weights_path)
+        load_pretrained(self.model, weights_path)
         self.model.eval()
 
     @paddle.no_grad()

@@ -51,9 +51,12 @@ def _read_json(path: str) -> dict:
 
 
 def run_config_for(weights: str) -> dict:
-    """The config.json train.py left in the run folder of these weights, or {} when there is none."""
-    path = find_run_config(weights)
-    return _read_json(path) if path else {}
+    """The config.json train.py left in the run folder of these weights; without one, the conventions of
+    a foreign layout read as it is (PaddlePose .pdparams, a Fluid directory: lib/inference/foreign_weights.py),
+    else {}."""
+    from lib.inference.foreign_weights import foreign_config
+    path = None if os.path.isdir(weights) else find_run_config(weights)
+    return _read_json(path) if path else foreign_config(weights)
 
 
 def _as_tuple(value):
