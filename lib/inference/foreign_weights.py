@@ -113,9 +113,14 @@ def unreadable_answer(path: str) -> Optional[str]:
     return None
 
 
+def _is_resumable(obj) -> bool:
+    """train.py's checkpoint.pdparams: {'model', 'optimizer', 'lr_scheduler', 'train_state', 'config'}."""
+    return isinstance(obj, dict) and isinstance(obj.get('model'), dict) and 'optimizer' in obj
+
+
 def _explain_mismatch(obj, path: str) -> str:
-    state, wrapper = _state_of(obj)
-    if wrapper == 'model' and isinstance(obj, dict) and 'optimizer' in obj:
+    state, _ = _state_of(obj)
+    if _is_resumable(obj):
         saved = (obj.get('config') or {}).get('model') or {}
         return (f'It is {detect.RESUMABLE.project} of the model {saved.get("name", "?")} '
                 f'{ {k: v for k, v in saved.items() if k != "name" and v} }; its run folder\'s config.json '
@@ -149,6 +154,8 @@ def load_pretrained(model, path: str) -> None:
         fmt, source = found
         state, _, _ = map_state(fmt, source, path)
         source_name = f'{path} ({detect.detect_layout(source).project}, renamed as --format {fmt})'
+        print(f'Reading {source_name}: {len(state)} tensors, with that project\'s conventions unless a '
+              'config.json beside the file says otherwise')
         obj = None
     else:
         obj = _read_file(path)
@@ -160,6 +167,11 @@ def load_pretrained(model, path: str) -> None:
             raise ValueError(f'{error}\nThe file was read as {fmt}; a config.json beside it that describes another '
                              'model overrides that project\'s conventions: move the file to a folder of its own.'
                              ) from None
+        state_keys = list(_state_of(obj)[0])
+        if detect.detect_layout(state_keys) is not None and not _is_resumable(obj):
+            # a known foreign layout: the answer first, the key-by-key comparison after it
+            raise ValueError(f'{path} does not hold weights of this repository\'s models. '
+                             f'{detect.explain(state_keys, path)}\nDetails: {error}') from None
         raise ValueError(f'{error}\n{_explain_mismatch(obj, path)}') from None
     finally:
         _cache.clear()
