@@ -139,3 +139,14 @@ def test_lod_tensor_reader_errors_and_packed_dims(tmp_path):
     (tmp_path / 'cut').write_bytes(blob[:-4])
     with pytest.raises(ValueError, match='not a Paddle LoDTensor file'):
         fluid_pose_resnet.read_lod_tensor(str(tmp_path / 'cut'))
+
+
+def test_infer_takes_the_directory(fluid_dir, tmp_path):
+    import infer
+    folder, _, _ = fluid_dir
+    data = str(tmp_path / 'mpii')
+    make_synthetic_mpii(data, num_train=1, num_valid=1, seed=5)
+    image = str(next((tmp_path / 'mpii' / 'images').iterdir()))
+    assert infer.main(['--input', image, '--pretrained_model', folder, '--device', 'cpu',
+                       '--output_dir', str(tmp_path / 'infer')]) == 0
+    assert len(json.loads((tmp_path / 'infer' / 'keypoints.json').read_text())[0]['persons'][0]['keypoints']) == 16

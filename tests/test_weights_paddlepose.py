@@ -224,6 +224,10 @@ def test_paddlepose_val_command_equals_the_native_model(paddlepose_run, capsys):
     theirs, ours = preds_of(root / 'val_paddlepose'), preds_of(root / 'val_native')
     print(f'paddlepose_hourglass52 val.py vs native: max |pred diff| {np.abs(theirs - ours).max():.3g} px')
     np.testing.assert_array_equal(theirs, ours)
+    # control: with the heatmap shift (MMPose's own config) the predictions differ, so the convention is seen
+    assert val.main(['--model', 'hourglass52', '--image_size', '256', '--pretrained_model', native, *common,
+                     '--output_dir', str(root / 'val_shifted')]) == 0
+    assert np.abs(preds_of(root / 'val_shifted') - theirs).max() > 0
 
 
 def test_paddlepose_file_runs_in_infer_and_export(paddlepose_run, tmp_path):

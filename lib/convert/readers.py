@@ -15,6 +15,8 @@ from lib.convert import fluid_pose_resnet, tf_simplehumanpose
 from lib.convert.common import State
 
 READERS = ('pdparams', 'fluid', 'tf')
+# paddle.save's table of structured -> parameter names; paddle.load drops it, a plain unpickler would not.
+PADDLE_NAME_TABLE = 'StructuredToParameterName@@'
 
 
 def as_numpy(state: Dict[str, object]) -> State:
@@ -25,6 +27,7 @@ def as_numpy(state: Dict[str, object]) -> State:
 def read_pdparams(path: str) -> State:
     from lib.utils.checkpoint import load_file, model_state_from   # imports Paddle
     state = model_state_from(load_file(path), path)
+    state = {k: v for k, v in state.items() if k != PADDLE_NAME_TABLE}
     bad = [k for k, v in state.items() if not hasattr(v, 'shape')]
     if bad:
         raise ValueError(f'{path}: entries {bad[:5]} are not tensors; expected a Paddle state dict '

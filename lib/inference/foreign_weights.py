@@ -58,8 +58,8 @@ def direct_source(path: str) -> Optional[Tuple[str, dict]]:
         return None
     state, _ = _state_of(_read_file(path))
     if paddlepose_hourglass.is_paddlepose(state):
-        from lib.convert.readers import as_numpy
-        return 'paddlepose_hourglass52', as_numpy(state)
+        from lib.convert.readers import PADDLE_NAME_TABLE, as_numpy
+        return 'paddlepose_hourglass52', as_numpy({k: v for k, v in state.items() if k != PADDLE_NAME_TABLE})
     return None
 
 
