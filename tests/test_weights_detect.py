@@ -74,7 +74,8 @@ def test_stacked_hourglass_paddle_is_named_as_a_different_architecture(tmp_path)
 
 def test_unknown_layout_lists_a_few_keys(tmp_path):
     path = save(tmp_path, ['encoder.0.weight', 'decoder.1.bias'])
-    with pytest.raises(ValueError, match=r'match no layout this repository knows \(decoder\.1\.bias, encoder\.0\.weight\)'):
+    unknown = r'match no layout this repository knows \(decoder\.1\.bias, encoder\.0\.weight\)'
+    with pytest.raises(ValueError, match=unknown):
         load_pretrained(build_model('pose_resnet_18'), path)
 
 
@@ -91,7 +92,7 @@ def test_pytorch_and_tf_files_get_the_convert_command(tmp_path):
     torch = pytest.importorskip('torch', reason='torch writes the .pth of this test')
     pth = str(tmp_path / 'hg.pth')
     torch.save({'state_dict': {'pre.0.conv.weight': torch.zeros(1)}}, pth)
-    with pytest.raises(ValueError, match=r'PyTorch checkpoint.*--format FORMAT --source .*hg\.pth.*princeton_hourglass'):
+    with pytest.raises(ValueError, match=r'PyTorch checkpoint.*--format FORMAT --source .*hg\.pth.*princeton_hourg'):
         load_pretrained(build_model('pose_resnet_18'), pth)
     prefix = str(tmp_path / 'snapshot_140.ckpt')
     (tmp_path / 'snapshot_140.ckpt.index').write_bytes(b'')
@@ -106,7 +107,8 @@ def test_val_infer_and_export_give_the_answer(tmp_path):
     path = save(tmp_path, LAYOUTS['mmpose_hourglass'])
     data = str(tmp_path / 'mpii')
     make_synthetic_mpii(data, num_train=1, num_valid=2, seed=1)
-    expected = r'MMPose hourglass52 / hourglass104\. Convert it first: python tools/convert_weights.py --format mmpose_hourglass'
+    expected = (r'MMPose hourglass52 / hourglass104\. Convert it first: '
+                r'python tools/convert_weights.py --format mmpose_hourglass')
     with pytest.raises(ValueError, match=expected):
         val.main(['--pretrained_model', path, '--dataset_root', data, '--device', 'cpu', '--workers', '0',
                   '--model', 'hourglass', '--num_stacks', '1', '--num_features', '16', '--image_size', '64'])

@@ -22,7 +22,6 @@ import val
 from lib.convert import convert_state, paddlepose_hourglass
 from lib.convert.readers import read_pdparams
 from lib.datasets.synthetic import make_synthetic_mpii
-from lib.models import build_model
 from lib.utils.checkpoint import save_weights
 from tools import convert_weights as tool
 
