@@ -20,7 +20,10 @@ pads nothing, and a SAME 4x4/2 transposed conv is padding 1.
 
 Two folds make our model compute the same function exactly:
 - every BatchNorm has epsilon 1e-9 (resnet_arg_scope), ours 1e-5: gamma' = gamma * sqrt(var + 1e-5) /
-  sqrt(var + 1e-9), mean and variance kept;
+  sqrt(var + 1e-9), mean and variance kept. (Not verified here: TF 1.x's fused batch norm, which slim's
+  batch_norm picks by default, raised epsilon to at least 1.001e-5, so the TF 1.x runtime that trained
+  the published weights may have used 1.001e-5; it differs from 1e-9 only for variances near 1e-5 or
+  below. TF 2.x applies 1e-9, as the model code says, and so does this converter: TF_BN_EPSILON.)
 - the targets were Gaussians x 255 and test.py divides by 255: out/weights and out/biases / 255 give
   heatmaps in [0, 1], which our scores and thresholds expect.
 Variables of the optimizer and training loop (.../Adam, .../Adam_1, beta1_power, beta2_power,
