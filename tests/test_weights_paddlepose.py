@@ -209,7 +209,7 @@ def test_paddlepose_val_command_equals_the_native_model(paddlepose_run, capsys):
     assert val.main(['--image_size', '256', '--pretrained_model', weights, *common,
                      '--output_dir', str(root / 'val_paddlepose')]) == 0
     out = capsys.readouterr().out
-    assert '[EVAL]' in out and 'Mean@0.1=' in out
+    assert '[EVAL]' in out and 'Mean@0.1=' in out and 'compare it with Mean@0.1.' in out
     results = json.loads((root / 'val_paddlepose' / 'results.json').read_text())
     assert results['test']['shift_heatmap'] is False and results['test']['flip_test'] is True
     assert results['data']['color_rgb'] is True and results['model']['name'] == 'hourglass52'

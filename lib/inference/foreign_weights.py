@@ -15,6 +15,12 @@ from typing import Dict, Optional, Tuple
 
 from lib.convert import detect
 
+# Which of val.py's MPII columns the number a project reported as "Mean@0.1" compares with.
+METRIC_NOTES = {
+    'paddlepose_hourglass52': 'PaddlePose\'s Mean@0.1 is the true 0.10 threshold: compare it with Mean@0.1.',
+    'fluid_pose_resnet': 'The Fluid port\'s Mean@0.1 is HRNet\'s pckAll[11], the 0.11 threshold: compare it with '
+                         'Mean@0.11 (COCO models: OKS AP).',
+}
 _cache: Dict[str, object] = {}      # the last file read: {'key': (path, mtime, size), 'value': ...}
 
 
@@ -155,7 +161,7 @@ def load_pretrained(model, path: str) -> None:
         state, _, _ = map_state(fmt, source, path)
         source_name = f'{path} ({detect.detect_layout(source).project}, renamed as --format {fmt})'
         print(f'Reading {source_name}: {len(state)} tensors, with that project\'s conventions unless a '
-              'config.json beside the file says otherwise')
+              f'config.json beside the file says otherwise. {METRIC_NOTES[fmt]}')
         obj = None
     else:
         obj = _read_file(path)
