@@ -27,8 +27,8 @@ from lib.config import preset_names  # noqa: E402
 from lib.inference.conventions import conventions_for_weights  # noqa: E402
 from lib.inference.export import (CHECK_TOLERANCE, DATA_KEYS, EXPORT_FILES, TEST_KEYS, check_exported,  # noqa: E402,F401
                                   export_model, import_paddle2onnx)
+from lib.inference.foreign_weights import load_pretrained  # noqa: E402
 from lib.models import build_model_from, check_input_size  # noqa: E402
-from lib.utils.checkpoint import load_weights  # noqa: E402
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     output_dir = args.output_dir or os.path.join('output', 'export', f'{model_cfg.label}_{data.input_wh[0]}')
     paddle.set_device('cpu')   # the program does not depend on the device it was traced on
     model = build_model_from(model_cfg)
-    load_weights(model, args.pretrained_model)
+    load_pretrained(model, args.pretrained_model)
     model.eval()
     print(f'{model_cfg.label}, input W x H {data.input_wh[0]} x {data.input_wh[1]}, {model_cfg.num_joints} joints, '
           f'from {args.pretrained_model}')

@@ -26,9 +26,10 @@ import warnings
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 from lib.cli import add_config_arguments
 from lib.config import (DATASETS, ModelConfig, TestConfig, dump_yaml, find_run_config, image_size_arg,
-                        preset_names, resolve_config, run_config_for, size_name, to_dict, weight_conventions)
+                        preset_names, resolve_config, size_name, to_dict, weight_conventions)
 from lib.core.evaluators import build_evaluator, oracle
 from lib.datasets.records import SplitRecords, layout_of, load_split
+from lib.inference.conventions import saved_config_for
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -89,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def conventions(args):
     """(ModelConfig, DataConfig, TestConfig) by lib/config.resolve_config: the preset of (dataset, model, input
     size) <- the conventions in the config.json beside the weights <- --config <- flags <- --set."""
-    saved = run_config_for(args.pretrained_model) if args.pretrained_model else {}
+    saved = saved_config_for(args.pretrained_model) if args.pretrained_model else {}
     flags = {'data.dataset': args.dataset, 'data.dataset_root': args.dataset_root, 'data.valid_set': args.valid_set,
              'data.input_wh': args.image_size, 'data.sigma': args.sigma, 'model.name': args.model,
              'model.num_stacks': args.num_stacks, 'model.num_features': args.num_features,

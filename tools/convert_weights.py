@@ -11,6 +11,12 @@ Usage (one --format per source codebase; --list prints a checkpoint's keys and s
         --source pose_resnet_50_256x256.pth --output weights/hrnet_res50/model.pdparams
     python tools/convert_weights.py --format torchvision_resnet \
         --source resnet50-19c8e357.pth --output weights/imagenet/resnet50_torchvision.pdparams
+    python tools/convert_weights.py --format paddlepose_hourglass52 \
+        --source output/256_best_model/model.pdparams --output weights/paddlepose_hg52/model.pdparams
+    python tools/convert_weights.py --format fluid_pose_resnet \
+        --source pose-resnet50-mpii-384x384 --output weights/fluid_res50_mpii384/model.pdparams
+    python tools/convert_weights.py --format tf_simplehumanpose \
+        --source model_dump/COCO/snapshot_140.ckpt --output weights/tf_res50_coco/model.pdparams
     python tools/convert_weights.py --format mmpose_hourglass --source <file>.pth --list
     python val.py --dataset_root data/mpii --pretrained_model weights/mmpose_hg52/model.pdparams
     python train.py --model pose_resnet_50 --pretrained_backbone weights/imagenet/resnet50_torchvision.pdparams ...
@@ -18,10 +24,13 @@ Usage (one --format per source codebase; --list prints a checkpoint's keys and s
 The model and its size are read from the checkpoint. config.json, written beside the weights, records
 them and the conventions the source model was trained with (princeton-vl: RGB in [0, 1] without
 mean/std, sigma 1, flip test without heatmap shift; MMPose: RGB with ImageNet mean/std; HRNet: BGR with
-the RGB ImageNet statistics), in train.py's config.json layout. Give each converted model its own
-folder: val.py reads the config.json of the weights' folder. torchvision_resnet writes the backbone
-of pose_resnet only, for train.py --pretrained_backbone, and no config.json. Needs torch (only for
-reading the source).
+the RGB ImageNet statistics; PaddlePose: RGB, ImageNet, flip test without the shift; Fluid: BGR with the
+RGB ImageNet statistics, sigma 3; TF-SimpleHumanPose: BGR 0-255 minus the VGG means), in train.py's
+config.json layout. Give each converted model its own folder: val.py reads the config.json of the weights'
+folder. torchvision_resnet writes the backbone of pose_resnet only, for train.py --pretrained_backbone,
+and no config.json. Reading the source needs torch for the PyTorch formats and tensorflow for
+tf_simplehumanpose (converter-only dependencies); PaddlePose .pdparams and Fluid directories need neither.
+val.py, infer.py and export.py also take PaddlePose's .pdparams and a Fluid directory as they are.
 """
 import argparse
 import hashlib
@@ -47,7 +56,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     formats = '; '.join(f'{name}: {c.description}' for name, c in sorted(CONVERTERS.items()))
     p.add_argument('--format', required=True, choices=sorted(CONVERTERS), help=f'what the source is ({formats})')
-    p.add_argument('--source', required=True, help='source checkpoint, e.g. checkpoint.pt or an MMPose .pth')
+    p.add_argument('--source', required=True, help='source checkpoint, e.g. checkpoint.pt or an MMPose .pth, a '
+                   'PaddlePose model.pdparams, a Fluid persistables directory, a TF checkpoint prefix')
     p.add_argument('--output', help='.pdparams to write; config.json goes beside it')
     p.add_argument('--list', action='store_true', help='print the source keys and shapes, then exit')
     args = p.parse_args(argv)
@@ -106,11 +116,28 @@ def to_numpy(state: Dict[str, object]) -> Dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() if hasattr(v, 'detach') else np.asarray(v) for k, v in state.items()}
 
 
+def source_files(path: str) -> List[str]:
+    """The files a source consists of: the file itself, a Fluid directory's files, or a TF checkpoint
+    prefix's .index and .data-* files."""
+    if os.path.isfile(path):
+        return [path]
+    if os.path.isdir(path):
+        return [os.path.join(path, n) for n in sorted(os.listdir(path)) if os.path.isfile(os.path.join(path, n))]
+    folder, stem = os.path.split(os.path.abspath(path))
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            if n.startswith(stem + '.') and (n.endswith('.index') or '.data-' in n)]
+
+
 def sha256_of(path: str) -> str:
+    """SHA-256 of the source's bytes (of its files' names and bytes, in name order, for several files)."""
     digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
+    files = source_files(path)
+    for name in files:
+        if len(files) > 1:
+            digest.update(os.path.basename(name).encode() + b'\0')
+        with open(name, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -168,9 +195,18 @@ def print_report(conversion: Conversion, source: Dict[str, np.ndarray], source_p
         print(f'Wrote {config_path}: {json.dumps(conversion.conventions)}')
 
 
+def read_source(fmt: str, path: str) -> Tuple[Dict[str, object], str]:
+    """(state, removed wrapper prefix) of the source, read as its format is stored."""
+    reader = CONVERTERS[fmt].reader
+    if reader == 'torch':
+        return find_state_dict(load_torch_checkpoint(path), path)
+    from lib.convert.readers import read_source as read_other
+    return read_other(reader, path), ''
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    state, removed = find_state_dict(load_torch_checkpoint(args.source), args.source)
+    state, removed = read_source(args.format, args.source)
     if args.list:
         print_keys(state, removed)
         return 0

@@ -10,12 +10,12 @@ target key or a shape mismatch is an error that lists them. To add a format, wri
 princeton_hourglass.py (shared helpers: common.py, resnet_maps.py) and add it to CONVERTERS.
 """
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Set, Tuple
+from typing import Callable, Dict, Optional, Set, Tuple
 
 import numpy as np
 
-from lib.convert import (hrnet_pose_resnet, mmpose_hourglass, mmpose_pose_resnet, princeton_hourglass,
-                         torchvision_resnet)
+from lib.convert import (fluid_pose_resnet, hrnet_pose_resnet, mmpose_hourglass, mmpose_pose_resnet,
+                         paddlepose_hourglass, princeton_hourglass, tf_simplehumanpose, torchvision_resnet)
 from lib.convert.common import State, listing
 
 
@@ -27,11 +27,20 @@ class Converter:
     dropped_unused: Callable[[State], Dict[str, str]]            # -> {source key: why it is dropped}
     conventions: Dict[str, dict] = field(default_factory=dict)   # config.json sections: 'data', 'test'
     backbone_only: bool = False     # fills conv1/bn1/layer* of pose_resnet only (--pretrained_backbone)
+    # How the source is read (lib/convert/readers.py): 'torch' (.pth / .pt), 'pdparams' (a Paddle state
+    # dict), 'fluid' (a persistables directory) or 'tf' (a TF checkpoint prefix).
+    reader: str = 'torch'
+    # (source state, source path) -> config.json sections, when they depend on the file (input size,
+    # dataset); else `conventions`.
+    conventions_for: Optional[Callable[[State, str], Dict[str, dict]]] = None
+
+    def conventions_of(self, source: State, source_path: str) -> Dict[str, dict]:
+        return self.conventions_for(source, source_path) if self.conventions_for else self.conventions
 
 
-def _converter(module, description: str, backbone_only: bool = False) -> Converter:
+def _converter(module, description: str, backbone_only: bool = False, reader: str = 'torch') -> Converter:
     return Converter(description, module.convert, module.model_spec, module.dropped_unused, module.CONVENTIONS,
-                     backbone_only)
+                     backbone_only, reader, getattr(module, 'conventions_for', None))
 
 
 CONVERTERS: Dict[str, Converter] = {
@@ -46,6 +55,15 @@ CONVERTERS: Dict[str, Converter] = {
     'torchvision_resnet': _converter(
         torchvision_resnet, "torchvision ImageNet resnet<depth>-*.pth -> backbone of 'pose_resnet_<depth>' "
         '(for --pretrained_backbone)', backbone_only=True),
+    'paddlepose_hourglass52': _converter(
+        paddlepose_hourglass, "txyugood/PaddlePose <size>_best_model/model.pdparams (AI Studio Hourglass-52) -> "
+        "'hourglass52'", reader='pdparams'),
+    'fluid_pose_resnet': _converter(
+        fluid_pose_resnet, 'PaddlePaddle/models Fluid SimpleBaselines persistables directory (pose-resnet50-*) -> '
+        "'pose_resnet_<depth>'", reader='fluid'),
+    'tf_simplehumanpose': _converter(
+        tf_simplehumanpose, "mks0601/TF-SimpleHumanPose checkpoint prefix (snapshot_<epoch>.ckpt) -> "
+        "'pose_resnet_<depth>' (needs tensorflow)", reader='tf'),
 }
 
 
@@ -72,6 +90,24 @@ def get_converter(fmt: str) -> Converter:
     return CONVERTERS[fmt]
 
 
+def map_state(fmt: str, source: State, source_name: str) -> Tuple[State, Set[str], Dict[str, str]]:
+    """(target state, source keys used, source keys dropped -> reason) of `source` in format `fmt`.
+
+    Raises ValueError naming every source key that is neither mapped nor dropped by name.
+    """
+    converter = get_converter(fmt)
+    dropped = converter.dropped_unused(source)
+    target, used = converter.convert(source)
+    if used & set(dropped):
+        raise RuntimeError(f'converter {fmt!r} both uses and drops {listing(used & set(dropped))}; fix its key map.')
+    leftover = set(source) - used - set(dropped)
+    if leftover:
+        raise ValueError(f'{source_name}: {len(leftover)} source keys are not used by the {fmt!r} conversion and not '
+                         f'known to be unused: {listing(leftover)}. Expected only the keys of the reference model; '
+                         'pass the unmodified checkpoint, or extend lib/convert if the source model really has them.')
+    return target, used, dropped
+
+
 def convert_state(fmt: str, source: State, source_name: str) -> Conversion:
     """Convert `source` (key -> array, wrapper prefixes already stripped), build our model and load it.
 
@@ -85,15 +121,7 @@ def convert_state(fmt: str, source: State, source_name: str) -> Conversion:
 
     converter = get_converter(fmt)
     model_name, kwargs = converter.model_spec(source)
-    dropped = converter.dropped_unused(source)
-    target, used = converter.convert(source)
-    if used & set(dropped):
-        raise RuntimeError(f'converter {fmt!r} both uses and drops {listing(used & set(dropped))}; fix its key map.')
-    leftover = set(source) - used - set(dropped)
-    if leftover:
-        raise ValueError(f'{source_name}: {len(leftover)} source keys are not used by the {fmt!r} conversion and not '
-                         f'known to be unused: {listing(leftover)}. Expected only the keys of the reference model; '
-                         'pass the unmodified checkpoint, or extend lib/convert if the source model really has them.')
+    target, used, dropped = map_state(fmt, source, source_name)
     model = build_model(model_name, **kwargs)
     if converter.backbone_only:
         from lib.models.pretrained import set_backbone
@@ -106,5 +134,5 @@ def convert_state(fmt: str, source: State, source_name: str) -> Conversion:
     if differ:
         raise RuntimeError(f'set_state_dict left {len(differ)} parameters different from the converted values: '
                            f'{listing(differ)}.')
-    return Conversion(model, model_name, kwargs, target, used, dropped, converter.conventions,
-                      converter.backbone_only)
+    return Conversion(model, model_name, kwargs, target, used, dropped,
+                      converter.conventions_of(source, source_name), converter.backbone_only)

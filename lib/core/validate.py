@@ -9,7 +9,7 @@ from lib.datasets.loaders import eval_loader
 from lib.datasets.pose_dataset import TopDownPoseDataset
 from lib.datasets.records import SplitRecords
 from lib.models import build_model_from
-from lib.utils.checkpoint import load_weights
+from lib.inference.foreign_weights import load_pretrained
 from lib.utils.device import select_device
 
 
@@ -19,6 +19,6 @@ def predict_split(weights: str, model_cfg: ModelConfig, data: DataConfig, test: 
     select_device(device)
     dataset = TopDownPoseDataset(split.records, split.image_dir, split.layout, data, is_train=False)
     model = build_model_from(model_cfg)
-    load_weights(model, weights)
+    load_pretrained(model, weights)
     loader = eval_loader(dataset, batch_size, workers)
     return predict(model, loader, len(dataset), split.layout.flip_pairs, test)

@@ -20,7 +20,8 @@ OVERRIDE_KEYS = {'model': 'model.name', 'image_size': 'data.input_wh', 'num_stac
                  'batch_size': 'test.batch_size', 'dataset_root': 'data.dataset_root', 'valid_set': 'data.valid_set'}
 EXPORTED_CONFIG_NAME = 'inference.json'
 __all__ = ['Conventions', 'EXPORTED_CONFIG_NAME', 'OVERRIDE_KEYS', 'conventions_for_model_dir',
-           'conventions_for_weights', 'conventions_from_config', 'find_run_config', 'run_config_for']
+           'conventions_for_weights', 'conventions_from_config', 'find_run_config', 'run_config_for',
+           'saved_config_for']
 
 
 class Conventions(NamedTuple):
@@ -48,10 +49,19 @@ def conventions_from_config(saved: dict, overrides: Optional[dict] = None, sourc
     return Conventions(config.model, config.data, config.test)
 
 
+def saved_config_for(weights: str) -> dict:
+    """The config.json train.py left in the run folder of these weights; without one, the conventions of a
+    foreign layout read as it is (PaddlePose .pdparams, a Fluid directory: lib/inference/foreign_weights.py),
+    else {}."""
+    from lib.inference.foreign_weights import foreign_config
+    path = None if os.path.isdir(weights) else find_run_config(weights)
+    return run_config_for(weights) if path else foreign_config(weights)
+
+
 def conventions_for_weights(path: str, overrides: Optional[dict] = None) -> Conventions:
-    """(ModelConfig, DataConfig, TestConfig) of a .pdparams: its config.json (folder or parent folder),
-    else the preset of overrides['model'] (default hourglass)."""
-    return conventions_from_config(run_config_for(path), overrides, find_run_config(path) or 'no config.json')
+    """(ModelConfig, DataConfig, TestConfig) of weights: their config.json (folder or parent folder), or the
+    conventions of a foreign layout, else the preset of overrides['model'] (default hourglass)."""
+    return conventions_from_config(saved_config_for(path), overrides, find_run_config(path) or 'no config.json')
 
 
 def conventions_for_model_dir(model_dir: str, overrides: Optional[dict] = None) -> Conventions:

@@ -4,7 +4,7 @@ import paddle
 
 from lib.inference.conventions import conventions_for_weights
 from lib.models import build_model_from
-from lib.utils.checkpoint import load_weights
+from lib.inference.foreign_weights import load_pretrained
 from lib.utils.device import select_device
 
 
@@ -16,7 +16,7 @@ class DygraphBackend:
         self.conventions = conventions_for_weights(weights_path)
         self.device = select_device(device)
         self.model = build_model_from(self.conventions.model)
-        load_weights(self.model, weights_path)
+        load_pretrained(self.model, weights_path)
         self.model.eval()
 
     @paddle.no_grad()
