@@ -4,6 +4,7 @@ from typing import Optional
 
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 from paddle import ParamAttr
 from paddle.nn.initializer import Constant, Normal, Uniform
 
@@ -43,16 +44,14 @@ class BatchNorm2D(nn.BatchNorm2D):
         n = x.shape[0] * x.shape[2] * x.shape[3]
         if not self.training or self._use_global_stats or n <= 1:
             return super().forward(x)
-        # v_ref = m v + (1 - m) b n/(n-1) = v_paddle n/(n-1) - m v / (n-1).
-        previous = self._variance.detach() * (self._momentum / (n - 1))
-        y = super().forward(x)
-        corrected = self._variance.detach() * (n / (n - 1)) - previous
-        if paddle.in_dynamic_mode():
-            # set_value, not an in-place operator: the backward pass holds the running variance as an input
-            # and refuses one whose version changed.
-            self._variance.set_value(corrected)
-        else:   # paddle.jit.to_static
-            paddle.assign(corrected, output=self._variance)
+        # Paddle's kernel updates a copy of the running variance, v' = m v + (1 - m) b; the references keep
+        # m v + (1 - m) b n/(n-1) = v' n/(n-1) - m v / (n-1). The copy matters: the backward pass holds the
+        # variance it was given and refuses one changed afterwards, so the layer's own is written only here.
+        working = self._variance.clone()
+        y = F.batch_norm(x, self._mean, working, weight=self.weight, bias=self.bias, training=True,
+                         momentum=self._momentum, epsilon=self._epsilon, data_format=self._data_format)
+        paddle.assign(working.detach() * (n / (n - 1)) - self._variance.detach() * (self._momentum / (n - 1)),
+                      output=self._variance)
         return y
 
 

@@ -9,7 +9,7 @@ from paddle.profiler import Profiler, ProfilerTarget
 from paddle.profiler.profiler_statistic import TracerEventType
 
 
-HOST_READS = ('numpy', 'item', 'tolist', '__float__', '__bool__', '__int__', '__index__')
+HOST_READS = ('numpy', '__array__', 'item', 'tolist', '__float__', '__bool__', '__int__', '__index__')
 
 
 def operators_launched(fn: Callable[[], object]) -> Counter:
