@@ -2,6 +2,12 @@
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests that import TensorFlow into the test process run last, whatever the order asked for: TensorFlow's
+    oneDNN and Paddle Inference's cannot share a process (tests/test_weights_tf.py)."""
+    items.sort(key=lambda item: item.get_closest_marker('tensorflow_in_process') is not None)
+
+
 @pytest.fixture(scope='module')
 def pycocotools():
     return pytest.importorskip('pycocotools.cocoeval', reason='pycocotools is not installed (pip install pycocotools)')

@@ -24,6 +24,11 @@ if importlib.util.find_spec('tensorflow') is None:
     pytest.skip('tensorflow is not installed; it is needed only by the tf_simplehumanpose converter '
                 '(pip install tensorflow-cpu)', allow_module_level=True)
 
+# TensorFlow, once imported, stays in the process, and its oneDNN next to Paddle Inference's crashes the process
+# (a segmentation fault in tests/test_export.py's oneDNN test when it runs after these): conftest.py runs the
+# tests marked so after all others.
+pytestmark = pytest.mark.tensorflow_in_process
+
 TOLERANCE = 1e-4
 WRITER = os.path.join(REPO, 'tests', 'tf_simplehumanpose_reference.py')
 COCO_MINI = os.path.join(SHARED_DATA, 'coco', 'coco_mini')
