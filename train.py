@@ -28,7 +28,7 @@ import paddle  # noqa: E402
 from lib.cli import (DEBUG_IMAGE_FLAGS, TRAIN_FLAGS, add_config_arguments, add_flags, chosen_preset,  # noqa: E402
                      defaults_note, flag_values)
 from lib.config import TrainConfig, dump_yaml, resolve_config, to_dict  # noqa: E402
-from lib.core.engine import train_one_epoch  # noqa: E402
+from lib.core.engine import describe_best, train_one_epoch  # noqa: E402
 from lib.core.evaluators import build_evaluator  # noqa: E402
 from lib.core.run import (build_training, close_epoch, default_run_name, load_resume_checkpoint,  # noqa: E402,F401
                           new_run_dir, resumed_config, save_checkpoint, validate_and_keep_best)
@@ -108,7 +108,11 @@ def main(argv=None) -> int:
                if is_main else None)
     training.on_log = monitor.on_train_log if is_main else None
 
-    with GracefulStop() as stop:
+    def on_signal(name):
+        logger.info('Received %s: stopping after the current iteration (epoch %d, iteration %d) and saving a '
+                    'checkpoint; Ctrl-C again stops at once.', name, state.epoch + 1, state.iteration + 1)
+
+    with GracefulStop(on_signal) as stop:
         while state.epoch < config.epochs and state.global_step < training.total_iters:
             loader.batch_sampler.set_epoch(state.epoch, start_batch=state.iteration)
             epoch_start = time.time()
@@ -145,8 +149,8 @@ def main(argv=None) -> int:
     if num_ranks > 1:
         difference = max_difference_across_ranks(list(model.state_dict().values()))
         logger.info('Weights and statistics on the %d ranks differ by at most %g', num_ranks, difference)
-    logger.info('Done: %d iterations, best %s %.3f at epoch %d. Weights: %s', state.global_step, evaluator.indicator,
-                state.best_mean, state.best_epoch, os.path.join(run_dir, 'best_model', 'model.pdparams'))
+    logger.info('Done: %d iterations, %s. Weights: %s', state.global_step, describe_best(evaluator.indicator, state),
+                os.path.join(run_dir, 'best_model', 'model.pdparams'))
     return 0
 
 

@@ -119,8 +119,9 @@ def input_label(dataset: str, input_wh) -> str:
 def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: SplitRecords):
     """(preds [N, K, 2] image pixels, maxvals [N, K, 1], name, extra) of the flip-tested model on `split`."""
     from lib.core.validate import predict_split   # imports Paddle: --preds_file and --oracle start fast without
+    from lib.utils.logger import setup_logger
     preds, maxvals = predict_split(args.pretrained_model, model_cfg, data, test, split, args.device, args.batch_size,
-                                   args.workers)
+                                   args.workers, logger=setup_logger(name='val'))
     name = f'{model_cfg.label}_{input_label(data.dataset, data.input_wh)}'
     return preds, maxvals, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
 
