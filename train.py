@@ -22,6 +22,8 @@ import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 warnings.filterwarnings('ignore', message='When training, we now always track')
+from lib.utils.threads import add_threads_argument, default_threads, set_mkl_cpu_type, use_cpu_threads  # noqa: E402
+set_mkl_cpu_type()     # before Paddle loads MKL: its AVX2 path on AMD CPUs (lib/utils/threads.py)
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
@@ -52,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--run_name', help='run folder name (default <dataset>_<model>_<H>x<W>, e.g. '
                    'mpii_hourglass8_256x256, coco_pose_resnet_50_256x192)')
     p.add_argument('--resume', help='checkpoint.pdparams (or its run folder) to continue')
+    add_threads_argument(p)
     add_config_arguments(p)
     return p.parse_args(argv)
 
@@ -87,7 +90,9 @@ def main(argv=None) -> int:
             json.dump(to_dict(config), f, indent=2)
     logger = setup_logger(os.path.join(run_dir, 'train.log') if is_main else None, quiet=not is_main)
     device = select_device(config.device)
-    logger.info('Run folder %s, device %s x %d process(es), Paddle %s', run_dir, device, num_ranks, paddle.__version__)
+    threads = use_cpu_threads(args.threads or max(1, default_threads() // num_ranks))   # ranks share the cores
+    logger.info('Run folder %s, device %s x %d process(es), %d CPU threads, Paddle %s', run_dir, device, num_ranks,
+                threads, paddle.__version__)
     logger.info('Config: %s', json.dumps(to_dict(config)))
 
     random.seed(config.seed)

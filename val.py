@@ -24,7 +24,8 @@ import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
-from lib.cli import add_config_arguments
+from lib.utils.threads import add_threads_argument, set_mkl_cpu_type, use_cpu_threads  # first: before Paddle
+from lib.cli import add_config_arguments  # noqa: E402
 from lib.config import (DATASETS, ModelConfig, TestConfig, dump_yaml, find_run_config, image_size_arg,
                         preset_names, resolve_config, size_name, to_dict, weight_conventions)
 from lib.core.evaluators import build_evaluator, oracle
@@ -52,9 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--no_post_process', action='store_true', help='decode without the quarter-pixel refinement')
     p.add_argument('--sigma', type=float, default=None, help='target sigma for --oracle (default: the preset\'s, 2; '
                    'COCO 3 at 384 px high)')
-    p.add_argument('--batch_size', type=int, default=32)
-    p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
+    p.add_argument('--batch_size', type=int, default=32, help='images per forward pass (default 32)')
+    p.add_argument('--workers', type=int, default=2, help='data loading processes (default 2; 0 = in this process)')
+    p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto',
+                   help='auto: the GPU when this Paddle build sees one, else the CPU (default auto)')
+    add_threads_argument(p)
     p.add_argument('--output_dir', default='output/val', help='where results.json and pred.mat (MPII) or '
                    'keypoints_<set>_results.json (COCO) go')
     p.add_argument('--preds_file', help='evaluate saved predictions instead of running a model: MPII pred.mat, '
@@ -118,8 +121,10 @@ def input_label(dataset: str, input_wh) -> str:
 
 def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: SplitRecords):
     """(preds [N, K, 2] image pixels, maxvals [N, K, 1], name, extra) of the flip-tested model on `split`."""
+    set_mkl_cpu_type()
     from lib.core.validate import predict_split   # imports Paddle: --preds_file and --oracle start fast without
     from lib.utils.logger import setup_logger
+    use_cpu_threads(args.threads)
     preds, maxvals = predict_split(args.pretrained_model, model_cfg, data, test, split, args.device, args.batch_size,
                                    args.workers, logger=setup_logger(name='val'))
     name = f'{model_cfg.label}_{input_label(data.dataset, data.input_wh)}'
