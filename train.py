@@ -1,4 +1,4 @@
-"""Train a Stacked Hourglass network (Newell et al., ECCV 2016) or SimpleBaselines on MPII or COCO with Paddle.
+r"""Train a Stacked Hourglass network (Newell et al., ECCV 2016) or SimpleBaselines on MPII or COCO with Paddle.
 
     python train.py --image_size 256 --dataset_root data/mpii
     nohup python -u train.py --image_size 256 --dataset_root data/mpii > hg256.log &
