@@ -144,7 +144,7 @@ def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: Split
     from lib.utils.logger import setup_logger
     use_cpu_threads(args.threads)
     preds, maxvals = predict_split(args.pretrained_model, model_cfg, data, test, split, args.device, args.batch_size,
-                                   args.workers, logger=setup_logger(name='val'))
+                                   args.workers, logger=setup_logger(name='val', stream=sys.stderr))
     name = f'{model_cfg.label}_{input_label(data.dataset, data.input_wh)}'
     return preds, maxvals, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
 

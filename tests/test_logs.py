@@ -101,13 +101,13 @@ def test_graceful_stop_reports_the_first_signal_once():
     assert seen == ['SIGTERM']
 
 
-def test_val_logs_progress_before_the_eval_line(short_run, data_root, tmp_path, capsys):
+def test_val_logs_progress_to_stderr(short_run, data_root, tmp_path, capsys):
     run, _ = short_run
     assert val.main(['--pretrained_model', os.path.join(run, 'best_model', 'model.pdparams'), '--dataset_root',
                      data_root, '--output_dir', str(tmp_path), '--workers', '0', '--device', 'cpu']) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    assert any(re.search(r'predict \[1/1\] [\d.]+ samples/s ETA', line) for line in out), out
-    assert out[-1].startswith('[EVAL] ')
+    captured = capsys.readouterr()
+    assert re.search(r'predict \[1/1\] [\d.]+ samples/s ETA', captured.err), captured.err
+    assert captured.out.strip().splitlines()[-1].startswith('[EVAL] ')     # stdout: the results only
 
 
 def test_logs_are_ignored_by_git():

@@ -27,15 +27,17 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def setup_logger(log_file: str = None, name: str = 'pose', quiet: bool = False) -> logging.Logger:
-    """`quiet` (ranks other than 0 in distributed training) shows warnings and errors only."""
+def setup_logger(log_file: str = None, name: str = 'pose', quiet: bool = False, stream=None) -> logging.Logger:
+    """`quiet` (ranks other than 0 in distributed training) shows warnings and errors only. `stream`: the
+    console, default stdout (val.py logs to stderr, so that its stdout holds the results only)."""
     logger = logging.getLogger(name)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    console = _TqdmSafeHandler(sys.stdout) if stdout_is_terminal() else logging.StreamHandler(sys.stdout)
+    stream = stream or sys.stdout
+    console = _TqdmSafeHandler(stream) if stdout_is_terminal() else logging.StreamHandler(stream)
     handlers = [console]
     if log_file:
         handlers.append(logging.FileHandler(log_file, mode='a'))
