@@ -7,7 +7,7 @@ import pytest
 
 import train
 import val
-from tests.helpers import CPU, TINY_TRAIN_ARGS
+from tests.helpers import CPU, MINI_VAL_JSON, TINY_TRAIN_ARGS, require
 
 
 @pytest.fixture(scope='module')
@@ -75,3 +75,15 @@ def test_the_oracle_reads_no_image(data_root, tmp_path, capsys):
     assert val.main(['--oracle', '--image_size', '64', '--dataset_root', str(root),
                      '--output_dir', str(tmp_path / 'out')]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith('[EVAL] ')
+
+
+def test_coco_oracle_and_preds_file_read_no_image(pycocotools, tmp_path, capsys):
+    root = tmp_path / 'coco_annotations_only'
+    shutil.copytree(os.path.dirname(require(MINI_VAL_JSON)), root / 'annotations')
+    assert val.main(['--dataset', 'coco', '--oracle', '--image_size', '256x192', '--dataset_root', str(root),
+                     '--output_dir', str(tmp_path / 'oracle')]) == 0
+    oracle_line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert oracle_line.startswith('[EVAL] AP=')
+    assert val.main(['--dataset', 'coco', '--preds_file', str(tmp_path / 'oracle' / 'keypoints_val2017_results.json'),
+                     '--dataset_root', str(root), '--output_dir', str(tmp_path / 'preds')]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == oracle_line
