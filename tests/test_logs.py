@@ -101,6 +101,17 @@ def test_graceful_stop_reports_the_first_signal_once():
     assert seen == ['SIGTERM']
 
 
+def test_graceful_stop_reports_nothing_from_a_forked_worker():
+    seen = []
+    with GracefulStop(seen.append):
+        pid = os.fork()
+        if pid == 0:        # a DataLoader worker inherits the handler
+            os.kill(os.getpid(), signal.SIGINT)
+            os._exit(len(seen))
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and seen == []
+
+
 def test_val_logs_progress_to_stderr(short_run, data_root, tmp_path, capsys):
     run, _ = short_run
     assert val.main(['--pretrained_model', os.path.join(run, 'best_model', 'model.pdparams'), '--dataset_root',

@@ -1,4 +1,5 @@
 """Stopping a run cleanly on SIGTERM / Ctrl-C."""
+import os
 import signal
 from typing import Callable, Optional
 
@@ -13,9 +14,11 @@ class GracefulStop:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, on_signal: Optional[Callable[[str], None]] = None):
-        """`on_signal(name)` is called at once on the first signal, e.g. to log it."""
+        """`on_signal(name)` is called at once on the first signal, e.g. to log it; only in this process, not
+        in forked DataLoader workers, which inherit the handler and receive Ctrl-C's SIGINT too."""
         self.signal_name = None
         self.on_signal = on_signal
+        self._pid = os.getpid()
         self._previous = {}
 
     def __enter__(self):
@@ -31,7 +34,7 @@ class GracefulStop:
             raise KeyboardInterrupt
         if self.signal_name is None:
             self.signal_name = signal.Signals(signum).name
-            if self.on_signal is not None:
+            if self.on_signal is not None and os.getpid() == self._pid:
                 self.on_signal(self.signal_name)
 
     def __call__(self) -> bool:
