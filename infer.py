@@ -27,6 +27,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
 from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
 from lib.inference.predictor import PosePredictor  # noqa: E402
 from lib.utils.vis import draw_skeleton  # noqa: E402
@@ -55,6 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--batch_size', type=int, default=32, help='people per forward pass (default 32)')
     p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
     p.add_argument('--output_dir', default='output/infer', help='where drawings and keypoints.json go')
+    add_threads_argument(p)
     args = p.parse_args(argv)
     if args.backend == 'dygraph' and (not args.pretrained_model or args.model_dir):
         p.error('--backend dygraph takes --pretrained_model (a .pdparams), not --model_dir')
@@ -256,6 +258,7 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    set_mkl_cpu_type()
     kind, paths = list_inputs(args.input)
     if kind == 'video' and args.det_file:
         raise ValueError('--det_file matches images by name; for a video give --bbox x,y,w,h or no box (whole frame).')
@@ -267,7 +270,8 @@ def main(argv=None) -> int:
         raise ValueError(f'--output_dir {args.output_dir} holds the input images, which the drawings would '
                          'overwrite; choose another --output_dir.')
 
-    backend, (model, data, test) = load_backend(args.backend, args.pretrained_model or args.model_dir, args.device)
+    backend, (model, data, test) = load_backend(args.backend, args.pretrained_model or args.model_dir, args.device,
+                                                args.threads)
     if args.no_flip_test:
         test = dataclasses.replace(test, flip_test=False)
     predictor = PosePredictor.from_conventions(backend, (model, data, test), batch_size=args.batch_size)

@@ -1,4 +1,4 @@
-"""Train a Stacked Hourglass network (Newell et al., ECCV 2016) or SimpleBaselines on MPII or COCO with Paddle.
+r"""Train a Stacked Hourglass network (Newell et al., ECCV 2016) or SimpleBaselines on MPII or COCO with Paddle.
 
     python train.py --image_size 256 --dataset_root data/mpii
     nohup python -u train.py --image_size 256 --dataset_root data/mpii > hg256.log &
@@ -22,13 +22,15 @@ import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 warnings.filterwarnings('ignore', message='When training, we now always track')
+from lib.utils.threads import add_threads_argument, default_threads, set_mkl_cpu_type, use_cpu_threads  # noqa: E402
+set_mkl_cpu_type()     # before Paddle loads MKL: its AVX2 path on AMD CPUs (lib/utils/threads.py)
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
 from lib.cli import (DEBUG_IMAGE_FLAGS, TRAIN_FLAGS, add_config_arguments, add_flags, chosen_preset,  # noqa: E402
                      defaults_note, flag_values)
 from lib.config import TrainConfig, dump_yaml, resolve_config, to_dict  # noqa: E402
-from lib.core.engine import train_one_epoch  # noqa: E402
+from lib.core.engine import describe_best, train_one_epoch  # noqa: E402
 from lib.core.evaluators import build_evaluator  # noqa: E402
 from lib.core.run import (build_training, close_epoch, default_run_name, load_resume_checkpoint,  # noqa: E402,F401
                           new_run_dir, resumed_config, save_checkpoint, validate_and_keep_best)
@@ -52,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--run_name', help='run folder name (default <dataset>_<model>_<H>x<W>, e.g. '
                    'mpii_hourglass8_256x256, coco_pose_resnet_50_256x192)')
     p.add_argument('--resume', help='checkpoint.pdparams (or its run folder) to continue')
+    add_threads_argument(p)
     add_config_arguments(p)
     return p.parse_args(argv)
 
@@ -87,7 +90,9 @@ def main(argv=None) -> int:
             json.dump(to_dict(config), f, indent=2)
     logger = setup_logger(os.path.join(run_dir, 'train.log') if is_main else None, quiet=not is_main)
     device = select_device(config.device)
-    logger.info('Run folder %s, device %s x %d process(es), Paddle %s', run_dir, device, num_ranks, paddle.__version__)
+    threads = use_cpu_threads(args.threads or max(1, default_threads() // num_ranks))   # ranks share the cores
+    logger.info('Run folder %s, device %s x %d process(es), %d CPU threads, Paddle %s', run_dir, device, num_ranks,
+                threads, paddle.__version__)
     logger.info('Config: %s', json.dumps(to_dict(config)))
 
     random.seed(config.seed)
@@ -108,7 +113,11 @@ def main(argv=None) -> int:
                if is_main else None)
     training.on_log = monitor.on_train_log if is_main else None
 
-    with GracefulStop() as stop:
+    def on_signal(name):
+        logger.info('Received %s: stopping after the current iteration (epoch %d, iteration %d) and saving a '
+                    'checkpoint; Ctrl-C again stops at once.', name, state.epoch + 1, state.iteration + 1)
+
+    with GracefulStop(on_signal) as stop:
         while state.epoch < config.epochs and state.global_step < training.total_iters:
             loader.batch_sampler.set_epoch(state.epoch, start_batch=state.iteration)
             epoch_start = time.time()
@@ -145,8 +154,8 @@ def main(argv=None) -> int:
     if num_ranks > 1:
         difference = max_difference_across_ranks(list(model.state_dict().values()))
         logger.info('Weights and statistics on the %d ranks differ by at most %g', num_ranks, difference)
-    logger.info('Done: %d iterations, best %s %.3f at epoch %d. Weights: %s', state.global_step, evaluator.indicator,
-                state.best_mean, state.best_epoch, os.path.join(run_dir, 'best_model', 'model.pdparams'))
+    logger.info('Done: %d iterations, %s. Weights: %s', state.global_step, describe_best(evaluator.indicator, state),
+                os.path.join(run_dir, 'best_model', 'model.pdparams'))
     return 0
 
 

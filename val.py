@@ -24,7 +24,8 @@ import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
-from lib.cli import add_config_arguments
+from lib.utils.threads import add_threads_argument, set_mkl_cpu_type, use_cpu_threads  # first: before Paddle
+from lib.cli import add_config_arguments  # noqa: E402
 from lib.config import (DATASETS, ModelConfig, TestConfig, dump_yaml, find_run_config, image_size_arg,
                         preset_names, resolve_config, size_name, to_dict, weight_conventions)
 from lib.core.evaluators import build_evaluator, oracle
@@ -52,9 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--no_post_process', action='store_true', help='decode without the quarter-pixel refinement')
     p.add_argument('--sigma', type=float, default=None, help='target sigma for --oracle (default: the preset\'s, 2; '
                    'COCO 3 at 384 px high)')
-    p.add_argument('--batch_size', type=int, default=32)
-    p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
+    p.add_argument('--batch_size', type=int, default=32, help='images per forward pass (default 32)')
+    p.add_argument('--workers', type=int, default=2, help='data loading processes (default 2; 0 = in this process)')
+    p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto',
+                   help='auto: the GPU when this Paddle build sees one, else the CPU (default auto)')
+    add_threads_argument(p)
     p.add_argument('--output_dir', default='output/val', help='where results.json and pred.mat (MPII) or '
                    'keypoints_<set>_results.json (COCO) go')
     p.add_argument('--preds_file', help='evaluate saved predictions instead of running a model: MPII pred.mat, '
@@ -101,6 +104,10 @@ def conventions(args):
              'test.image_thre': args.image_thre, 'test.in_vis_thre': args.in_vis_thre, 'test.oks_thre': args.oks_thre}
     config = resolve_config(flags, run_config=weight_conventions(saved), config_file=args.config, sets=args.set,
                             run_source=find_run_config(args.pretrained_model) if saved else '')
+    if args.pretrained_model:
+        from lib.models import check_input_size, model_options     # imports Paddle: only with a model
+        check_input_size(config.model.name, config.data.input_wh)
+        model_options(config.model, saved_option_sources(args, saved, config.model))
     dataset = config.data.dataset
     if args.det_file and dataset != 'coco':
         raise ValueError(f'--det_file applies to COCO only, but the dataset is {dataset}; add --dataset coco.')
@@ -111,6 +118,21 @@ def conventions(args):
     return config.model, config.data, config.test
 
 
+def saved_option_sources(args, saved: dict, model_cfg: ModelConfig) -> dict:
+    """{option: what to do} for the hourglass options that came from the config.json beside the weights and
+    not from the command line, so that an error about them does not say "Remove --num_stacks"."""
+    written = saved.get('model', {})
+    sources = {}
+    for key in ('num_stacks', 'num_features'):
+        named = any(item.split('=')[0].strip() == f'model.{key}' for item in args.set)
+        if getattr(args, key) is None and not named and not args.config and written.get(key) == getattr(model_cfg, key):
+            sources[key] = (f'{key}={written[key]} was not given on the command line: it comes from '
+                            f'{find_run_config(args.pretrained_model)} beside the weights, which were trained as '
+                            f'{written.get("name", "?")}. Drop --model {model_cfg.name} to evaluate them as that, '
+                            f'or give weights of a {model_cfg.name}.')
+    return sources
+
+
 def input_label(dataset: str, input_wh) -> str:
     """256 for a square MPII input (as before COCO), else HRNet's HxW, e.g. 256x192."""
     return str(input_wh[0]) if dataset == 'mpii' and input_wh[0] == input_wh[1] else size_name(input_wh)
@@ -119,14 +141,17 @@ def input_label(dataset: str, input_wh) -> str:
 def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: SplitRecords):
     """(preds [N, K, 2] image pixels, maxvals [N, K, 1], name, extra) of the flip-tested model on `split`."""
     from lib.core.validate import predict_split   # imports Paddle: --preds_file and --oracle start fast without
+    from lib.utils.logger import setup_logger
+    use_cpu_threads(args.threads)
     preds, maxvals = predict_split(args.pretrained_model, model_cfg, data, test, split, args.device, args.batch_size,
-                                   args.workers)
+                                   args.workers, logger=setup_logger(name='val', stream=sys.stderr))
     name = f'{model_cfg.label}_{input_label(data.dataset, data.input_wh)}'
     return preds, maxvals, name, {'model': to_dict(model_cfg), 'data': to_dict(data)}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    set_mkl_cpu_type()      # before Paddle is imported
     model_cfg, data, test = conventions(args)
     if args.print_config:
         print(dump_yaml({'model': to_dict(model_cfg), 'data': to_dict(data), 'test': to_dict(test)}), end='')
@@ -137,7 +162,7 @@ def main(argv=None) -> int:
         metrics = evaluator.evaluate_file(args.preds_file, args.output_dir, {
             'preds_file': os.path.abspath(args.preds_file), 'test': to_dict(test)})
     else:
-        split = load_split(data, data.valid_set, test)
+        split = load_split(data, data.valid_set, test, need_images=not args.oracle)   # the oracle reads no image
         evaluator = build_evaluator(data, data.valid_set, split.records, test)
         if args.oracle:
             preds, maxvals = oracle(split.records, data, refine=test.post_process)

@@ -102,6 +102,7 @@ class TrainConfig:
     max_iters: int = 0              # 0 = no limit
     eval_every: int = 1
     log_every: int = 50
+    log_seconds: float = 60.0      # ... or a line after this many seconds, whichever comes first
     device: str = 'auto'
 
 

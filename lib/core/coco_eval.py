@@ -188,7 +188,7 @@ class COCOEvaluator:
 
     def __init__(self, dataset_root: str, image_set: str, records: Sequence[dict], test: TestConfig):
         _pycocotools()
-        self.annotation = coco_files(dataset_root, image_set).annotation
+        self.annotation = coco_files(dataset_root, image_set, need_images=False).annotation
         self.image_set = image_set
         self.records = records
         self.in_vis_thre, self.oks_thre = test.in_vis_thre, test.oks_thre

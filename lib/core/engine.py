@@ -3,7 +3,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import paddle
@@ -13,7 +13,7 @@ from lib.core.metrics import heatmap_accuracy
 from lib.core.precision import Precision
 from lib.datasets.heatmaps import flip_test, get_final_preds
 from lib.utils.distributed import agree, running_statistics
-from lib.utils.logger import progress
+from lib.utils.logger import format_eta, progress
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Training:
     max_nonfinite: int              # a run that skips this many steps in a row stops with an error
     on_log: Optional[Callable] = None   # called at each log line: (batch, outputs, state, scalars)
     running_stats: Optional[List[paddle.Tensor]] = None   # BatchNorm statistics; found at the first step
+    log_seconds: float = 60.0       # ... and a line at least this often (wall time), whichever comes first
 
 
 class StatisticsSnapshot:
@@ -75,18 +76,20 @@ def _flat(tensor: paddle.Tensor) -> paddle.Tensor:
     return tensor if len(tensor.shape) == 1 else tensor.reshape([-1])     # BatchNorm's are [C]: no operator
 
 
-def _format_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    text = f'{hours}:{rest // 60:02d}:{rest % 60:02d}'
-    return f'{days}d {text}' if days else text
+def describe_best(indicator: str, state: TrainState) -> str:
+    """'best Mean 0.871 at epoch 12', or 'best: none yet' before the first validation."""
+    if state.best_epoch < 0:
+        return 'best: none yet'
+    return f'best {indicator} {state.best_mean:.3f} at epoch {state.best_epoch}'
 
 
-def train_step(t: Training, batch: dict, state: TrainState, stop_requested: bool) -> Tuple[float, bool, list]:
+def train_step(t: Training, batch: dict, state: TrainState,
+               stop_requested: Union[bool, Callable[[], bool]]) -> Tuple[float, bool, list]:
     """Forward, loss, backward and update of one batch. Returns (loss, stop, outputs): `stop` when any
-    rank was asked to stop. A step whose loss or gradients are not finite on any rank is skipped on all, and
-    leaves the model as it was: weights, optimizer state and BatchNorm statistics.
+    rank was asked to stop. A callable `stop_requested` is read after the backward pass, so that a signal
+    received during this step's computation stops the run after this step, not after the next one. A step
+    whose loss or gradients are not finite on any rank is skipped on all, and leaves the model as it was:
+    weights, optimizer state and BatchNorm statistics.
 
     One host synchronisation: the loss, the finiteness verdict and the stop vote travel in one small tensor
     (one all-reduce when there are several ranks) and are read once.
@@ -101,6 +104,8 @@ def train_step(t: Training, batch: dict, state: TrainState, stop_requested: bool
     loss = loss.astype('float32').reshape([1])
     bad = paddle.logical_or(t.precision.unscale_and_check(t.model.parameters()),
                             paddle.logical_not(paddle.isfinite(loss)))
+    if callable(stop_requested):
+        stop_requested = stop_requested()
     summary = paddle.concat([paddle.where(bad, paddle.zeros_like(loss), loss), bad.astype('float32'),
                              paddle.to_tensor([float(stop_requested), 1.0], dtype='float32')])
     # Summed over ranks, so the log shows the mean loss of all ranks.
@@ -144,38 +149,46 @@ def _log_window(logger, window: dict, state: TrainState, epoch_len: int, num_epo
     logger.info(f'Epoch [{state.epoch + 1}/{num_epochs}] Iter [{state.iteration}/{epoch_len}] '
                 f'lr {lr:.3e} loss {window["loss"] / window["n"]:.6f} acc {window["acc"]:.3f} '
                 f'{window["samples"] / elapsed:.1f} samples/s data {window["data"] / window["n"]:.3f}s '
-                f'ETA {_format_eta(eta)}')
+                f'ETA {format_eta(eta)}')
 
 
 def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callable[[], bool]) -> Tuple[float, bool]:
     """Train from state.iteration to the end of the epoch, or until a stop or t.total_iters.
 
-    Logs one line every `t.log_every` iterations; returns (mean loss of the epoch's iterations so far, a resumed
-    part included, stopped).
+    Logs a line at the epoch's first iteration, then every `t.log_every` iterations or `t.log_seconds` seconds,
+    whichever comes first, and at its last one (the epoch's end, a stop, or t.total_iters). Returns (mean loss
+    of the epoch's iterations so far, a resumed part included, stopped).
     """
     t.model.train()
     epoch_len = len(loader.batch_sampler)
     if state.iteration == 0:
         state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
     window = {'loss': 0.0, 'acc': 0.0, 'n': 0, 'samples': 0, 'data': 0.0, 'start': time.time()}
-    end, stopped = time.time(), False
+    end, stopped, first = time.time(), False, True
+    # Several ranks decide to stop together through train_step's vote; one process can also look after the step.
+    alone = paddle.distributed.get_world_size() == 1
     for batch in progress(loader, total=epoch_len - state.iteration, desc=f'epoch {state.epoch + 1}'):
         window['data'] += time.time() - end
-        loss_value, stopped, outputs = train_step(t, batch, state, should_stop())
+        loss_value, stopped, outputs = train_step(t, batch, state, should_stop)
+        stopped = stopped or (alone and should_stop())
         if math.isfinite(loss_value):
             state.epoch_loss_sum += loss_value
             state.epoch_loss_count += 1
             window['loss'] += loss_value
             window['n'] += 1
         window['samples'] += batch['image'].shape[0]
-        if (state.iteration % t.log_every == 0 or state.iteration == epoch_len) and window['n']:
+        last = stopped or state.global_step >= t.total_iters or state.iteration == epoch_len
+        due = (first or last or state.iteration % t.log_every == 0
+               or time.time() - window['start'] >= t.log_seconds)
+        if due and window['n']:
             window['acc'] = heatmap_accuracy(outputs[-1].astype('float32').numpy(), batch['target'].numpy())
             _log_window(t.logger, window, state, epoch_len, t.num_epochs, t.total_iters, t.optimizer.get_lr())
             if t.on_log is not None:
                 t.on_log(batch, outputs, state, {'loss': window['loss'] / window['n'], 'acc': window['acc'],
                                                  'lr': t.optimizer.get_lr()})
             window.update(loss=0.0, n=0, samples=0, data=0.0, start=time.time())
-        if stopped or state.global_step >= t.total_iters:
+        first = False
+        if last:
             break
         end = time.time()
     mean_loss = state.epoch_loss_sum / state.epoch_loss_count if state.epoch_loss_count else float('nan')
@@ -195,15 +208,18 @@ def predict_heatmaps(model, images: paddle.Tensor, flip_pairs: Sequence[Tuple[in
 
 def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int]], test: TestConfig,
             desc: str = 'predict', autocast=contextlib.nullcontext,
-            on_first_batch: Optional[Callable] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Run the model over a loader of TopDownPoseDataset batches.
+            on_first_batch: Optional[Callable] = None, logger=None,
+            log_seconds: float = 60.0) -> Tuple[np.ndarray, np.ndarray]:
+    """Run the model over a loader of TopDownPoseDataset batches; progress lines go to `logger` when stdout is
+    not a terminal (lib/utils/logger.progress).
 
     Returns preds [num_samples, K, 2] in 0-based original-image pixels and maxvals [num_samples, K, 1],
     placed by each sample's dataset index, so the order is the annotation file's.
     """
     model.eval()
     preds, maxvals, seen = None, None, np.zeros(num_samples, dtype=bool)
-    for batch in progress(loader, total=len(loader), desc=desc):
+    for batch in progress(loader, total=len(loader), desc=desc, logger=logger, log_seconds=log_seconds,
+                          count=lambda batch: batch['image'].shape[0]):
         heatmaps = predict_heatmaps(model, batch['image'], flip_pairs, test, autocast)
         if on_first_batch is not None and not seen.any():
             on_first_batch(batch, heatmaps)

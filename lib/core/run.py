@@ -6,7 +6,7 @@ import os
 import paddle
 
 from lib.config import TrainConfig, resolve_config, size_name, to_dict
-from lib.core.engine import Training, TrainState, predict
+from lib.core.engine import Training, TrainState, describe_best, predict
 from lib.core.loss import StackedHeatmapLoss
 from lib.core.optim import build_optimizer, build_scheduler
 from lib.core.precision import Precision
@@ -17,7 +17,7 @@ from lib.utils.monitor import RunMonitor
 
 CHECKPOINT_NAME = 'checkpoint.pdparams'
 # What a resumed run may change: how long it runs, how it logs and where; not the recipe.
-RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every', 'device')
+RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every', 'log_seconds', 'device')
 
 
 def default_run_name(config: TrainConfig) -> str:
@@ -87,7 +87,8 @@ def validate_and_keep_best(model, loader, evaluator, config: TrainConfig, state:
     evaluator.indicator (Mean, AP) go to best_model/. state.best_mean holds that best value."""
     preds, maxvals = predict(model, loader, len(loader.dataset), evaluator.layout.flip_pairs, config.test,
                              desc='validate', autocast=precision.eval_autocast,
-                             on_first_batch=lambda batch, heatmaps: monitor.on_validation_batch(batch, heatmaps, epoch))
+                             on_first_batch=lambda batch, heatmaps: monitor.on_validation_batch(batch, heatmaps, epoch),
+                             logger=logger, log_seconds=config.log_seconds)
     metrics = evaluator.evaluate(preds, maxvals, os.path.join(run_dir, 'last_eval'), {'config': to_dict(config)})
     logger.info('Validation (%s, flip test %s):\n%s', evaluator.metric_name, 'on' if config.test.flip_test else 'off',
                 evaluator.table(metrics, config.model.label))
@@ -121,8 +122,8 @@ def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ra
         saved = checkpoint['train_state']
         # Checkpoints written before applied_steps existed: every step that was not skipped was applied.
         state = TrainState(**{'applied_steps': saved['global_step'] - saved.get('nonfinite_steps', 0), **saved})
-        logger.info('Resumed at epoch %d, iteration %d (step %d, best %s %.3f)',
-                    state.epoch + 1, state.iteration, state.global_step, indicator, state.best_mean)
+        logger.info('Resumed at epoch %d, iteration %d (step %d, %s)',
+                    state.epoch + 1, state.iteration, state.global_step, describe_best(indicator, state))
     precision = Precision(config.amp, config.amp_level)
     if precision.scaler is not None and state.loss_scale > 0:
         precision.scaler.scale, precision.scaler.good_steps = state.loss_scale, state.loss_scale_good_steps
@@ -133,5 +134,6 @@ def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ra
     if config.max_iters:
         total_iters = min(total_iters, config.max_iters)
     training = Training(runner, StackedHeatmapLoss(config.stack_loss), optimizer, scheduler, precision, logger,
-                        config.epochs, total_iters, config.log_every, config.max_nonfinite)
+                        config.epochs, total_iters, config.log_every, config.max_nonfinite,
+                        log_seconds=config.log_seconds)
     return model, training, state

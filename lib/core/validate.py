@@ -14,11 +14,13 @@ from lib.utils.device import select_device
 
 
 def predict_split(weights: str, model_cfg: ModelConfig, data: DataConfig, test: TestConfig, split: SplitRecords,
-                  device: str = 'auto', batch_size: int = 32, workers: int = 2) -> Tuple[np.ndarray, np.ndarray]:
-    """(preds [N, K, 2] in image pixels, maxvals [N, K, 1]) of the weights on `split`, in its record order."""
+                  device: str = 'auto', batch_size: int = 32, workers: int = 2,
+                  logger=None) -> Tuple[np.ndarray, np.ndarray]:
+    """(preds [N, K, 2] in image pixels, maxvals [N, K, 1]) of the weights on `split`, in its record order;
+    progress lines to `logger` when stdout is not a terminal."""
     select_device(device)
     dataset = TopDownPoseDataset(split.records, split.image_dir, split.layout, data, is_train=False)
     model = build_model_from(model_cfg)
     load_pretrained(model, weights)
     loader = eval_loader(dataset, batch_size, workers)
-    return predict(model, loader, len(dataset), split.layout.flip_pairs, test)
+    return predict(model, loader, len(dataset), split.layout.flip_pairs, test, logger=logger)

@@ -36,8 +36,9 @@ class CocoFiles(NamedTuple):
     image_dir: str    # folder of %012d.jpg; records' `image` is relative to it
 
 
-def coco_files(root: str, image_set: str) -> CocoFiles:
-    """Locate the annotation file and the image folder of `image_set`, or raise with both layouts."""
+def coco_files(root: str, image_set: str, need_images: bool = True) -> CocoFiles:
+    """Locate the annotation file and the image folder of `image_set`, or raise with both layouts. Without
+    `need_images` (evaluation of saved predictions, the oracle) a missing image folder is no error."""
     if image_set not in IMAGE_SETS:
         raise ValueError(f'unknown COCO image set {image_set!r}; choose one of {IMAGE_SETS}.')
     help_text = LAYOUT_HELP.format(root=root, image_set=image_set)
@@ -48,6 +49,8 @@ def coco_files(root: str, image_set: str) -> CocoFiles:
     for image_dir in candidates:
         if os.path.isdir(image_dir):
             return CocoFiles(annotation, image_dir)
+    if not need_images:
+        return CocoFiles(annotation, candidates[0])
     raise FileNotFoundError(f'no image folder for {image_set}: neither {candidates[0]} nor {candidates[1]} exists '
                             f'(--dataset_root {root!r}).\n{help_text}')
 
@@ -151,7 +154,7 @@ def parse_coco_keypoints(annotation, input_wh: Tuple[int, int], layout: Keypoint
 def load_coco_annotations(root: str, image_set: str, input_wh: Tuple[int, int]) -> List[Record]:
     """Ground-truth person boxes of <root>/annotations/person_keypoints_<image_set>.json (see
     parse_coco_keypoints); images are in coco_files(root, image_set).image_dir."""
-    return parse_coco_keypoints(coco_files(root, image_set).annotation, input_wh)
+    return parse_coco_keypoints(coco_files(root, image_set, need_images=False).annotation, input_wh)
 
 
 def _image_ids(coco) -> set:

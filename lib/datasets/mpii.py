@@ -27,12 +27,13 @@ preparation"), or make a small synthetic set with the same layout:
     python tools/make_synthetic_mpii.py --output data/synthetic"""
 
 
-def check_dataset_root(root: str, image_set: str) -> str:
-    """Return the annotation path of `image_set`, or raise with the expected layout."""
+def check_dataset_root(root: str, image_set: str, need_images: bool = True) -> str:
+    """Return the annotation path of `image_set`, or raise with the expected layout (images/ only when
+    `need_images`)."""
     if image_set not in IMAGE_SETS:
         raise ValueError(f'unknown MPII image set {image_set!r}; choose one of {IMAGE_SETS}.')
     annot = os.path.join(root, 'annot', f'{image_set}.json')
-    for path in (root, os.path.join(root, 'annot'), annot, os.path.join(root, 'images')):
+    for path in (root, os.path.join(root, 'annot'), annot) + ((os.path.join(root, 'images'),) if need_images else ()):
         if not os.path.exists(path):
             raise FileNotFoundError(f'{path} does not exist (--dataset_root {root!r}).\n'
                                     + LAYOUT_HELP.format(root=root))
@@ -87,13 +88,13 @@ def parse_entry(entry: dict, index: int, annot: str, with_joints: bool) -> Dict[
             'joints': joints, 'joints_vis': joints_vis}
 
 
-def load_mpii_annotations(root: str, image_set: str) -> List[Dict[str, np.ndarray]]:
+def load_mpii_annotations(root: str, image_set: str, need_images: bool = True) -> List[Dict[str, np.ndarray]]:
     """Read <root>/annot/<image_set>.json into records (file order kept: PCKh relies on it).
 
     Each record: image (file name), center [2] and scale [2] (box side / 200 px) after HRNet's
     adjustment, joints [16, 2] 0-based pixels, joints_vis [16] (1 = annotated).
     """
-    annot = check_dataset_root(root, image_set)
+    annot = check_dataset_root(root, image_set, need_images)
     entries = read_json(annot, 'a JSON list of person entries (HRNet layout)', 're-download or regenerate it')
     if not isinstance(entries, list) or not entries:
         raise ValueError(f'{annot} must hold a non-empty JSON list of person entries; '

@@ -17,15 +17,16 @@ class SplitRecords(NamedTuple):
     layout: KeypointLayout
 
 
-def load_split(config: DataConfig, image_set: str, test: Optional[TestConfig] = None) -> SplitRecords:
+def load_split(config: DataConfig, image_set: str, test: Optional[TestConfig] = None,
+               need_images: bool = True) -> SplitRecords:
     """Records of `image_set`: MPII's annotation file; COCO's ground-truth boxes, or the person detections of
     test.det_file when test.use_gt_bbox is False (evaluation only, SPEC H.2). COCO boxes get the aspect ratio
-    of config.input_wh."""
+    of config.input_wh. need_images=False: the records only (the oracle), no image folder needed."""
     layout = layout_of(config.dataset)
     if config.dataset == 'mpii':
-        records = load_mpii_annotations(config.dataset_root, image_set)
+        records = load_mpii_annotations(config.dataset_root, image_set, need_images)
         return SplitRecords(records, os.path.join(config.dataset_root, 'images'), layout)
-    files = coco_files(config.dataset_root, image_set)
+    files = coco_files(config.dataset_root, image_set, need_images)
     if test is not None and not test.use_gt_bbox:
         if not test.det_file:
             raise ValueError('COCO evaluation without ground-truth boxes needs a detection file: pass --det_file '

@@ -3,10 +3,10 @@
 BACKENDS is the registry. A string entry 'module:Class' is imported on first use, so that Paddle
 Inference and ONNX Runtime are only needed by those who ask for them, and the onnxruntime path imports no
 Paddle at all. Every backend class takes
-(path, device); load_backend also returns the input conventions the model expects.
+(path, device, threads=None); load_backend also returns the input conventions the model expects.
 """
 import importlib
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 from lib.inference.conventions import Conventions, conventions_for_model_dir
 
@@ -36,13 +36,13 @@ def backend_class(kind: str) -> type:
     return getattr(module, class_name)
 
 
-def load_backend(kind: str, path: str, device: str = 'auto') -> Tuple[object, Conventions]:
+def load_backend(kind: str, path: str, device: str = 'auto', threads: Optional[int] = None) -> Tuple[object, Conventions]:
     """(backend, (ModelConfig, DataConfig, TestConfig)) for a .pdparams (dygraph) or an exported model folder.
 
     The conventions are the backend's own `conventions` attribute when it has one, else those of
     <path>/inference.json.
     """
-    backend = backend_class(kind)(path, device)
+    backend = backend_class(kind)(path, device, threads=threads)
     conventions = getattr(backend, 'conventions', None)
     if conventions is None:
         conventions = conventions_for_model_dir(path)

@@ -1,4 +1,6 @@
 """The dygraph inference backend: a .pdparams run in Paddle's dynamic graph."""
+from typing import Optional
+
 import numpy as np
 import paddle
 
@@ -6,13 +8,16 @@ from lib.inference.conventions import conventions_for_weights
 from lib.models import build_model_from
 from lib.inference.foreign_weights import load_pretrained
 from lib.utils.device import select_device
+from lib.utils.threads import use_cpu_threads
 
 
 class DygraphBackend:
     """A .pdparams run in Paddle's dynamic graph; the architecture comes from the config.json beside the
-    weights (or in their parent folder), else the hourglass preset (see conventions_for_weights)."""
+    weights (or in their parent folder), else the hourglass preset (see conventions_for_weights). `threads`: CPU
+    math threads (default lib/utils/threads.default_threads: OMP_NUM_THREADS, else every available core)."""
 
-    def __init__(self, weights_path: str, device: str = 'auto'):
+    def __init__(self, weights_path: str, device: str = 'auto', threads: Optional[int] = None):
+        self.threads = use_cpu_threads(threads)
         self.conventions = conventions_for_weights(weights_path)
         self.device = select_device(device)
         self.model = build_model_from(self.conventions.model)

@@ -12,6 +12,7 @@ import numpy as np
 from lib.inference.conventions import EXPORTED_CONFIG_NAME, conventions_from_config
 from lib.utils.device import choose_device, gpu_available, paddle_gpu_hint
 from lib.utils.files import read_json
+from lib.utils.threads import default_threads
 
 PADDLE_MODEL_FILES = ('model.json', 'model.pdmodel')   # Paddle 3.x (PIR) writes .json; the old IR .pdmodel
 PADDLE_PARAMS_FILE = 'model.pdiparams'
@@ -68,7 +69,8 @@ def check_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
 class PaddleInferenceBackend:
     """paddle.inference predictor of <model_dir>/model.json (or .pdmodel) + model.pdiparams.
 
-    device: 'cpu' (oneDNN when mkldnn, `threads` math-library threads, default all usable cores),
+    device: 'cpu' (oneDNN when mkldnn, `threads` math-library threads, default OMP_NUM_THREADS when set, else
+    all usable cores: lib/utils/threads.default_threads),
     'gpu' (enable_use_gpu) or 'auto' (gpu when this Paddle build sees a CUDA device). `onednn` tells
     whether the predictor runs with oneDNN.
     """
@@ -93,7 +95,7 @@ class PaddleInferenceBackend:
                 config.enable_mkldnn()
             else:
                 config.disable_mkldnn()
-            config.set_cpu_math_library_num_threads(threads or len(os.sched_getaffinity(0)))
+            config.set_cpu_math_library_num_threads(threads or default_threads())
         config.switch_ir_optim(True)
         config.disable_glog_info()
         self.onednn = self.device == 'cpu' and config.mkldnn_enabled()

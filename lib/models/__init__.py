@@ -1,7 +1,7 @@
 """Model registry: `MODELS[name](num_joints=..., **options)` builds a network whose forward returns
 a list of heatmaps [N, K, h, w], one per supervised output, the last being the prediction."""
 import inspect
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import paddle.nn as nn
 
@@ -41,9 +41,10 @@ def build_model(name: str, **kwargs) -> nn.Layer:
     return MODELS[name](**kwargs)
 
 
-def model_options(config) -> dict:
+def model_options(config, sources: Optional[Dict[str, str]] = None) -> dict:
     """Builder keyword arguments of a ModelConfig: num_joints always; num_stacks / num_features only for
-    the models whose builders take them, and only when set (0 = the builder's default)."""
+    the models whose builders take them, and only when set (0 = the builder's default). `sources`: for an
+    option that did not come from its flag, where it came from and what to do instead of "Remove --key"."""
     if config.name not in MODELS:
         raise ValueError(f'unknown model {config.name!r}; choose one of {sorted(MODELS)}.')
     accepted = inspect.signature(MODELS[config.name]).parameters
@@ -52,7 +53,7 @@ def model_options(config) -> dict:
         value = getattr(config, key)
         if value and key not in accepted:
             raise ValueError(f'{config.name} has no option {key} (received {value}); it applies to the '
-                             "'hourglass' model only. Remove --" + key + '.')
+                             "'hourglass' model only. " + (sources or {}).get(key, f'Remove --{key}.'))
         if value:
             options[key] = value
     return options

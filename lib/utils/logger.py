@@ -1,8 +1,10 @@
 """Logging made for `nohup ... > run.log &` and `tail -f`: plain timestamped lines, flushed at once,
-written both to stdout and to <run dir>/train.log. A tqdm bar is shown only on a terminal."""
+written both to stdout and to <run dir>/train.log. A tqdm bar is shown only on a terminal; elsewhere long
+loops log progress lines instead."""
 import logging
 import sys
-from typing import Dict, Optional, Sequence
+import time
+from typing import Callable, Dict, Iterator, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -25,15 +27,17 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def setup_logger(log_file: str = None, name: str = 'pose', quiet: bool = False) -> logging.Logger:
-    """`quiet` (ranks other than 0 in distributed training) shows warnings and errors only."""
+def setup_logger(log_file: str = None, name: str = 'pose', quiet: bool = False, stream=None) -> logging.Logger:
+    """`quiet` (ranks other than 0 in distributed training) shows warnings and errors only. `stream`: the
+    console, default stdout (val.py logs to stderr, so that its stdout holds the results only)."""
     logger = logging.getLogger(name)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    console = _TqdmSafeHandler(sys.stdout) if stdout_is_terminal() else logging.StreamHandler(sys.stdout)
+    stream = stream or sys.stdout
+    console = _TqdmSafeHandler(stream) if stdout_is_terminal() else logging.StreamHandler(stream)
     handlers = [console]
     if log_file:
         handlers.append(logging.FileHandler(log_file, mode='a'))
@@ -43,12 +47,39 @@ def setup_logger(log_file: str = None, name: str = 'pose', quiet: bool = False) 
     return logger
 
 
-def progress(iterable, total: Optional[int], desc: str):
-    """A tqdm bar on a terminal for more than one item; the bare iterable under nohup, where bars only
-    clutter the log."""
+def progress(iterable, total: Optional[int], desc: str, logger: Optional[logging.Logger] = None,
+             log_seconds: float = 60.0, count: Optional[Callable[[object], int]] = None):
+    """A tqdm bar on a terminal for more than one item. Elsewhere (nohup, a log file) the bare iterable or,
+    given a logger, the items with a line at the first, every `log_seconds` and at the last: items done,
+    samples/s (`count(item)` samples per item, default 1) and the ETA."""
     if stdout_is_terminal() and (total is None or total > 1):
         return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
-    return iterable
+    if logger is None:
+        return iterable
+    return _logged(iterable, total, desc, logger, log_seconds, count)
+
+
+def _logged(iterable, total, desc, logger, log_seconds, count) -> Iterator:
+    start = last = time.time()
+    samples = 0
+    for done, item in enumerate(iterable, 1):
+        yield item
+        samples += count(item) if count is not None else 1
+        now = time.time()
+        if done == 1 or done == total or now - last >= log_seconds:
+            elapsed = max(now - start, 1e-9)
+            eta = f' ETA {format_eta(elapsed / done * (total - done))}' if total else ''
+            logger.info('%s [%d/%s] %.1f samples/s%s', desc, done, total or '?', samples / elapsed, eta)
+            last = now
+
+
+def format_eta(seconds: float) -> str:
+    """H:MM:SS, with days in front past 24 hours."""
+    seconds = int(max(seconds, 0))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    text = f'{hours}:{rest // 60:02d}:{rest % 60:02d}'
+    return f'{days}d {text}' if days else text
 
 
 def format_table(metrics: Dict[str, float], name: str, columns: Sequence[str]) -> str:

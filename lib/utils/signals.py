@@ -1,5 +1,7 @@
 """Stopping a run cleanly on SIGTERM / Ctrl-C."""
+import os
 import signal
+from typing import Callable, Optional
 
 
 class GracefulStop:
@@ -11,8 +13,12 @@ class GracefulStop:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, on_signal: Optional[Callable[[str], None]] = None):
+        """`on_signal(name)` is called at once on the first signal, e.g. to log it; only in this process, not
+        in forked DataLoader workers, which inherit the handler and receive Ctrl-C's SIGINT too."""
         self.signal_name = None
+        self.on_signal = on_signal
+        self._pid = os.getpid()
         self._previous = {}
 
     def __enter__(self):
@@ -26,7 +32,10 @@ class GracefulStop:
     def _handle(self, signum, frame):
         if self.signal_name and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.signal_name = self.signal_name or signal.Signals(signum).name
+        if self.signal_name is None:
+            self.signal_name = signal.Signals(signum).name
+            if self.on_signal is not None and os.getpid() == self._pid:
+                self.on_signal(self.signal_name)
 
     def __call__(self) -> bool:
         return self.signal_name is not None

@@ -1,0 +1,55 @@
+# Two commands (README, "Install" and "Tests"):
+#   make quickstart   install what is missing, then the README's quick start end to end: synthetic data,
+#                     training, val.py and its [EVAL] line, a picture of the predictions
+#   make test         install the test tools and the optional packages, then `ruff check .` and the tests
+#                     (CI runs this: .ci/run)
+# Paddle is installed (the CPU wheel) only when no Paddle is importable, so an installed paddlepaddle-gpu is
+# never replaced. Variables: make quickstart EPOCHS=2 DATA=/tmp/synthetic OUTPUT=/tmp/output PYTHON=python3.11
+PYTHON ?= python
+PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
+PADDLE_CPU ?= paddlepaddle==3.3.1
+DATA ?= data/synthetic
+OUTPUT ?= output
+EPOCHS ?= 15
+RUN = $(OUTPUT)/mpii_hourglass1_64x64
+PYTEST_ARGS ?=
+
+.PHONY: quickstart test install install-test
+
+install:
+	@if $(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('paddle') is None)"; then \
+		echo "Paddle is installed already: kept as it is"; \
+	else \
+		echo "No Paddle found: installing the CPU wheel ($(PADDLE_CPU)); for a GPU install paddlepaddle-gpu first"; \
+		$(PIP) $(PADDLE_CPU); \
+	fi
+	$(PIP) -r requirements.txt
+
+$(DATA)/annot/valid.json:
+	$(PYTHON) tools/make_synthetic_mpii.py --output $(DATA)
+
+$(RUN)/best_model/model.pdparams: $(DATA)/annot/valid.json
+	$(PYTHON) train.py --dataset_root $(DATA) --output_dir $(OUTPUT) --image_size 64 --num_stacks 1 \
+		--num_features 64 --sigma 1 --optimizer adam --lr 2e-3 --epochs $(EPOCHS) --scale_factor 0.15 \
+		--rotation_factor 15 --workers 1 --log_every 20
+
+quickstart: install $(RUN)/best_model/model.pdparams
+	$(PYTHON) val.py --dataset_root $(DATA) --pretrained_model $(RUN)/best_model/model.pdparams \
+		--output_dir $(OUTPUT)/val
+	$(PYTHON) tools/draw_predictions.py --dataset_root $(DATA) --pretrained_model \
+		$(RUN)/best_model/model.pdparams --output $(OUTPUT)/quickstart_predictions.jpg
+	@echo "Predictions drawn: $(OUTPUT)/quickstart_predictions.jpg"
+
+# What CI installs (.ci/run): pytest, ruff, the optional packages, and PyTorch and TensorFlow (CPU) for the
+# converters' and the training-parity tests.
+install-test: install
+	$(PIP) pytest ruff
+	$(PIP) -r requirements-extras.txt
+	$(PIP) torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
+	$(PIP) "tensorflow-cpu==2.21.*"
+	$(PYTHON) -c "import paddle, torch; print('paddle', paddle.__version__, '| torch', torch.__version__)"
+	$(PYTHON) -c "import tensorflow as tf; print('tensorflow', tf.__version__)"
+
+test: install-test
+	ruff check .
+	$(PYTHON) -m pytest -q -rs $(PYTEST_ARGS)
