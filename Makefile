@@ -45,7 +45,7 @@ quickstart: install $(RUN)/best_model/model.pdparams
 install-test: install
 	$(PIP) pytest ruff
 	$(PIP) -r requirements-extras.txt
-	$(PIP) torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
+	$(PIP) torch==2.13.0
 	$(PIP) "tensorflow-cpu==2.21.*"
 	$(PYTHON) -c "import paddle, torch; print('paddle', paddle.__version__, '| torch', torch.__version__)"
 	$(PYTHON) -c "import tensorflow as tf; print('tensorflow', tf.__version__)"
