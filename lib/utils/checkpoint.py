@@ -10,6 +10,8 @@ from typing import Dict, Optional
 import numpy as np
 import paddle
 
+from lib.utils.safe_unpickle import UnsafeWeightsError, as_paddle_load, unpickle_weights
+
 
 def nonfinite_entries(state: Dict[str, object]) -> list:
     """Names of the floating-point tensors of a state dict that hold an inf or a NaN."""
@@ -44,15 +46,23 @@ def atomic_save(obj, path: str) -> None:
             os.remove(tmp)
 
 
-def load_file(path: str) -> dict:
+def load_file(path: str):
+    """paddle.load(path), without running code: the one place a .pdparams / .pdopt / checkpoint is read.
+    The file may only ask for numpy arrays, dicts, lists, numbers and strings (lib/utils/safe_unpickle.py);
+    anything else (os.system, eval, a class) is refused before it is called, with an UnsafeWeightsError
+    naming the file and the global."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'weights file not found: {path}. Pass the .pdparams written by train.py '
                                 '(e.g. output/<run>/best_model/model.pdparams) or a converted checkpoint.')
     try:
-        return paddle.load(path)
+        with open(path, 'rb') as f:
+            obj = unpickle_weights(f, path)
+    except UnsafeWeightsError:
+        raise
     except Exception as error:
         raise ValueError(f'cannot read {path} as a Paddle weights file ({type(error).__name__}: {error}); '
                          'it may be truncated or not a .pdparams file.') from None
+    return as_paddle_load(obj)
 
 
 def model_state_from(obj: dict, path: str) -> Dict[str, object]:
