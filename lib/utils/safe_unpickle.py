@@ -33,11 +33,14 @@ class UnsafeWeightsError(pickle.UnpicklingError):
     """A weights file asks for a global that weights never need: refused before it is called."""
 
 
-def _latin1_encode(text, encoding='latin1', errors='strict'):
+def _latin1_encoder(source: str):
     """_codecs.encode restricted to what protocol 2 uses it for: bytes written as latin-1 text."""
-    if not isinstance(text, str) or encoding.replace('-', '').lower() != 'latin1':
-        raise UnsafeWeightsError(f'_codecs.encode with encoding {encoding!r}: weights files only use latin1.')
-    return codecs.encode(text, 'latin1', errors)
+    def encode(text, encoding='latin1', errors='strict'):
+        if not isinstance(text, str) or str(encoding).replace('-', '').lower() != 'latin1':
+            raise UnsafeWeightsError(f'{source}: refusing _codecs.encode with encoding {encoding!r} in a weights '
+                                     'file; paddle.save only uses it for latin1 bytes. Nothing in the file was run.')
+        return codecs.encode(text, 'latin1', errors)
+    return encode
 
 
 class WeightsUnpickler(pickle.Unpickler):
@@ -49,7 +52,7 @@ class WeightsUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) == ('_codecs', 'encode'):
-            return _latin1_encode
+            return _latin1_encoder(self.source)
         if (module, name) not in ALLOWED_GLOBALS:
             raise UnsafeWeightsError(
                 f'{self.source}: refusing to run code from a weights file: it asks for {module}.{name}, and a '
