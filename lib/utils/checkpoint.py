@@ -12,6 +12,8 @@ import paddle
 
 from lib.utils.safe_unpickle import UnsafeWeightsError, as_paddle_load, unpickle_weights
 
+TMP_MARK = '.tmp'    # atomic_save's temporary: .<name>.tmp<pid>, beside the file it replaces
+
 
 def nonfinite_entries(state: Dict[str, object]) -> list:
     """Names of the floating-point tensors of a state dict that hold an inf or a NaN."""
@@ -34,16 +36,45 @@ def require_finite(state: Dict[str, object], path: str) -> None:
             'data, or train without --amp.')
 
 
+def _fsync(path: str, directory: bool = False) -> None:
+    """Flush `path` (a file, or a folder's entries) to the disk: a rename is durable only when both are."""
+    if directory and not hasattr(os, 'O_DIRECTORY'):      # Windows cannot open a folder
+        return
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_save(obj, path: str) -> None:
+    """paddle.save to a temporary file in the same folder, flushed to the disk, then renamed over `path` (and
+    the folder flushed), so that a crash or power loss leaves the old file or the new one, never a mix."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f'.{os.path.basename(path)}.tmp{os.getpid()}')
+    tmp = os.path.join(folder, f'.{os.path.basename(path)}{TMP_MARK}{os.getpid()}')
     try:
         paddle.save(obj, tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(folder, directory=True)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_stale_temporaries(folder: str) -> list:
+    """Delete the temporary files atomic_save left in `folder` when its process was killed mid-save
+    (.<name>.tmp<pid>, of other pids); returns their paths. Call it while holding the folder's run lock."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        stem, mark, pid = name.rpartition(TMP_MARK)
+        if name.startswith('.') and mark and stem and pid.isdigit() and int(pid) != os.getpid():
+            os.remove(os.path.join(folder, name))
+            removed.append(os.path.join(folder, name))
+    return removed
 
 
 def load_file(path: str):
