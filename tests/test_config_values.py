@@ -86,3 +86,13 @@ def test_inference_json_file_names_and_values_that_are_fine_or_not(tmp_path):
     write_export(tmp_path / 'export', data={'sigma': 0.0})
     with pytest.raises(ValueError, match=r'data.sigma=0.0 \(from .*export/inference.json\) is out of range'):
         conventions_for_model_dir(str(tmp_path / 'export'))
+
+
+def test_script_only_flags_are_checked(capsys):
+    import infer
+    with pytest.raises(SystemExit):
+        val.parse_args(['--oracle', '--workers', '-1'])
+    assert '--workers must be 0 (load in the main process) or more; received -1' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        infer.parse_args(['--input', 'x.jpg', '--pretrained_model', 'w.pdparams', '--det_thr', 'nan'])
+    assert '--det_thr must be a finite score threshold, e.g. 0.5; received nan' in capsys.readouterr().err
