@@ -87,13 +87,12 @@ def load_file(path: str):
                                 '(e.g. output/<run>/best_model/model.pdparams) or a converted checkpoint.')
     try:
         with open(path, 'rb') as f:
-            obj = unpickle_weights(f, path)
+            return as_paddle_load(unpickle_weights(f, path))
     except UnsafeWeightsError:
         raise
     except Exception as error:
         raise ValueError(f'cannot read {path} as a Paddle weights file ({type(error).__name__}: {error}); '
                          'it may be truncated or not a .pdparams file.') from None
-    return as_paddle_load(obj)
 
 
 def model_state_from(obj: dict, path: str) -> Dict[str, object]:
