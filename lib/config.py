@@ -441,6 +441,9 @@ def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Option
     return config
 
 
+_MISSING = object()
+
+
 def _source_of(key: str, layers: Sequence[dict], sources: Sequence[str], preset: str = 'the preset') -> str:
     """Which layer gave the dotted `key` its value: the last one that holds it, else the preset file."""
     for layer, source in reversed(list(zip(layers, sources))):
@@ -450,9 +453,6 @@ def _source_of(key: str, layers: Sequence[dict], sources: Sequence[str], preset:
         if node is not _MISSING:
             return source
     return preset
-
-
-_MISSING = object()
 
 
 def _finite(value) -> bool:
