@@ -111,3 +111,25 @@ def test_atomic_save_flushes_the_file_before_the_rename_and_the_folder_after(tmp
     atomic_save({'step': 1}, str(tmp_path / 'checkpoint.pdparams'))
     assert events == [('fsync', f'.checkpoint.pdparams.tmp{os.getpid()}'), ('replace', 'checkpoint.pdparams'),
                       ('fsync', tmp_path.name)]
+
+
+def test_a_sigkilled_run_is_resumed_in_its_folder(tmp_path, synthetic_mpii):
+    import signal
+    import time
+    from tests.helpers import REPO
+    run = tmp_path / 'run'
+    process = subprocess.Popen([sys.executable, '-u', 'train.py', '--dataset_root', synthetic_mpii(16, 8, 1),
+                                '--output_dir', str(tmp_path), '--run_name', 'run', *TINY_TRAIN_ARGS,
+                                '--epochs', '1000'], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / 'checkpoint.pdparams').exists() and
+                                          'Iter [2/4]' in (run / 'train.log').read_text()):
+        time.sleep(0.2)
+    assert json.loads((run / LOCK_NAME).read_text())['pid'] == process.pid
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert (run / LOCK_NAME).exists()                       # nobody released it
+    step = checkpoint.load_file(str(run / 'checkpoint.pdparams'))['train_state']['global_step']
+    assert train.main(['--resume', str(run), '--max_iters', str(step + 1), '--eval_every', '100']) == 0
+    assert checkpoint.load_file(str(run / 'checkpoint.pdparams'))['train_state']['global_step'] == step + 1
+    assert not (run / LOCK_NAME).exists()
