@@ -1,8 +1,9 @@
 """Saving and loading weights and resumable checkpoints.
 
-Files are written atomically (temporary file in the same folder, then rename), so a run killed while
-saving never leaves a truncated checkpoint. Loading is strict: missing or unexpected keys and shape
-mismatches are errors that list what differs.
+Files are written atomically (temporary file in the same folder, flushed, then renamed), so a run killed
+while saving never leaves a truncated checkpoint. Every weights file is read by load_file, which runs
+nothing a file asks for (lib/utils/safe_unpickle.py). Loading is strict: missing or unexpected keys and
+shape mismatches are errors that list what differs.
 """
 import os
 from typing import Dict, Optional
