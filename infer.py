@@ -16,6 +16,7 @@ keypoints [[x, y, score] x K] in image pixels, score (mean joint score)}]}].
 import argparse
 import dataclasses
 import json
+import math
 import os
 import re
 import sys
@@ -66,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error('give --det_file or --bbox, not both')
     if args.batch_size < 1:
         p.error(f'--batch_size must be at least 1; received {args.batch_size}')
+    for name in ('det_thr', 'kpt_thr'):
+        if not math.isfinite(getattr(args, name)):
+            p.error(f'--{name} must be a finite score threshold, e.g. 0.5; received {getattr(args, name)}')
     return args
 
 

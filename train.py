@@ -12,6 +12,7 @@ SIGTERM or Ctrl-C saves a checkpoint first. The configuration is the preset conf
 under --config FILE, the flags and --set key=value (README, "Configuration"); --print_config shows it.
 """
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -36,11 +37,13 @@ from lib.core.run import (build_training, close_epoch, default_run_name, load_re
                           new_run_dir, resumed_config, save_checkpoint, validate_and_keep_best)
 from lib.datasets.loaders import build_dataset, eval_loader, train_loader  # noqa: E402
 from lib.models import check_input_size, model_options  # noqa: E402
+from lib.utils.checkpoint import remove_stale_temporaries  # noqa: E402
 from lib.utils.device import select_device  # noqa: E402
 from lib.utils.distributed import (average_running_statistics, barrier, init_distributed,  # noqa: E402
                                    max_difference_across_ranks)
 from lib.utils.logger import setup_logger  # noqa: E402
 from lib.utils.monitor import RunMonitor  # noqa: E402
+from lib.utils.run_lock import RunLock  # noqa: E402
 from lib.utils.signals import GracefulStop  # noqa: E402
 
 
@@ -83,12 +86,23 @@ def main(argv=None) -> int:
         return 0
     run_dir = run_dir or new_run_dir(config, args.run_name)
     rank, num_ranks = init_distributed()
+    # One run per folder: rank 0 takes the folder's lock before it writes anything there, and drops it on exit.
+    with RunLock(run_dir) if rank == 0 else contextlib.nullcontext():
+        return run_training(config, checkpoint, run_dir, rank, num_ranks)
+
+
+def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_ranks: int) -> int:
     is_main = rank == 0                      # only rank 0 logs to the file and writes checkpoints
     if is_main:
+        leftovers = [path for folder in (run_dir, os.path.join(run_dir, 'best_model'))
+                     for path in remove_stale_temporaries(folder)]     # of a run killed while saving
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, 'config.json'), 'w') as f:
             json.dump(to_dict(config), f, indent=2)
     logger = setup_logger(os.path.join(run_dir, 'train.log') if is_main else None, quiet=not is_main)
+    if is_main and leftovers:
+        logger.info('Removed %d temporary file(s) of a run killed while saving: %s', len(leftovers),
+                    ', '.join(leftovers))
     device = select_device(config.device)
     threads = use_cpu_threads(args.threads or max(1, default_threads() // num_ranks))   # ranks share the cores
     logger.info('Run folder %s, device %s x %d process(es), %d CPU threads, Paddle %s', run_dir, device, num_ranks,

@@ -87,6 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.det_file and not args.pretrained_model:
         p.error('--det_file boxes are evaluated with a model (--pretrained_model); --oracle needs ground-truth '
                 'boxes and --preds_file holds its poses already')
+    if args.workers < 0:
+        p.error(f'--workers must be 0 (load in the main process) or more; received {args.workers}')
     return args
 
 

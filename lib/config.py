@@ -9,6 +9,7 @@ resolution of a run's configuration (resolve_config):
 """
 import argparse
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -427,10 +428,85 @@ def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Option
         layers.append(_typed(read_config_file(config_file), config_file))
     layers.append(_typed(unflatten(flags or {}), 'the flags'))
     layers.append(_typed(parse_sets(sets), '--set'))
+    sources = [run_source, config_file, 'the flags', '--set'] if config_file else [run_source, 'the flags', '--set']
     merged = _merge(*layers)
     data, model = merged.get('data', {}), merged.get('model', {})
-    preset = load_preset(data.get('dataset', 'mpii'), model.get('name', 'hourglass'), data.get('input_wh'))
-    return _apply(preset, merged)
+    dataset, name = data.get('dataset', 'mpii'), model.get('name', 'hourglass')
+    if dataset in DATASETS and name not in preset_names(dataset):
+        raise ValueError(f'no {dataset} preset for model {name!r}; presets exist for {list(preset_names(dataset))} '
+                         f'(files in {os.path.join(CONFIG_DIR, dataset)}). model.name came from '
+                         f'{_source_of("model.name", layers, sources)}: fix it there, or pass --model.')
+    preset = load_preset(dataset, name, data.get('input_wh'))
+    config = _apply(preset, merged)
+    check_values(config, lambda key: _source_of(key, layers, sources, preset_path(dataset, name)))
+    return config
+
+
+_MISSING = object()
+
+
+def _source_of(key: str, layers: Sequence[dict], sources: Sequence[str], preset: str = 'the preset') -> str:
+    """Which layer gave the dotted `key` its value: the last one that holds it, else the preset file."""
+    for layer, source in reversed(list(zip(layers, sources))):
+        node = layer
+        for part in key.split('.'):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            return source
+    return preset
+
+
+def _finite(value) -> bool:
+    return all(math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,)))
+
+
+# key -> (the values it accepts, as words; the test). A value outside them would fail later, deep in a run
+# (a zero std divides by zero, a zero eval_every divides, a negative sigma makes no target).
+VALUE_RULES = {
+    'data.input_wh': ('two sizes > 0 (width, height)', lambda v: min(v) > 0),
+    'data.heatmap_wh': ('two sizes > 0 (width, height)', lambda v: min(v) > 0),
+    'data.sigma': ('a finite number > 0 (heatmap pixels)', lambda v: _finite(v) and v > 0),
+    'data.mean': ('three finite numbers', _finite),
+    'data.std': ('three finite numbers, none 0', lambda v: _finite(v) and all(x != 0 for x in v)),
+    'data.scale_factor': ('a finite number >= 0', lambda v: _finite(v) and v >= 0),
+    'data.rotation_factor': ('a finite number >= 0 (degrees)', lambda v: _finite(v) and v >= 0),
+    'data.rotation_prob': ('a probability in [0, 1]', lambda v: 0 <= v <= 1),
+    'data.prob_half_body': ('a probability <= 1 (<= 0: never)', lambda v: _finite(v) and v <= 1),
+    'model.num_stacks': ('an integer >= 0 (0 = the default)', lambda v: v >= 0),
+    'model.num_features': ('an integer >= 0 (0 = the default)', lambda v: v >= 0),
+    'model.num_joints': ('an integer >= 1', lambda v: v >= 1),
+    'test.batch_size': ('an integer >= 1', lambda v: v >= 1),
+    'test.decode_offset': ('a finite number', _finite),
+    'test.image_thre': ('a finite number', _finite),
+    'test.in_vis_thre': ('a finite number', _finite),
+    'test.oks_thre': ('a threshold in [0, 1]', lambda v: 0 <= v <= 1),
+    'epochs': ('an integer >= 1', lambda v: v >= 1),
+    'batch_size': ('an integer >= 1', lambda v: v >= 1),
+    'lr': ('a finite number > 0', lambda v: _finite(v) and v > 0),
+    'lr_steps': ('epochs >= 0', lambda v: all(x >= 0 for x in v)),
+    'lr_gamma': ('a finite number > 0', lambda v: _finite(v) and v > 0),
+    'warmup_iters': ('an integer >= 0', lambda v: v >= 0),
+    'warmup_ratio': ('a finite number >= 0', lambda v: _finite(v) and v >= 0),
+    'weight_decay': ('a finite number >= 0', lambda v: _finite(v) and v >= 0),
+    'max_nonfinite': ('an integer >= 0', lambda v: v >= 0),
+    'workers': ('an integer >= 0 (0 = load in the main process)', lambda v: v >= 0),
+    'seed': ('an integer in [0, 2**32)', lambda v: 0 <= v < 2 ** 32),
+    'max_iters': ('an integer >= 0 (0 = no limit)', lambda v: v >= 0),
+    'eval_every': ('an integer >= 1', lambda v: v >= 1),
+    'log_every': ('an integer >= 1', lambda v: v >= 1),
+}
+
+
+def check_values(config: 'TrainConfig', source_of=lambda key: 'the configuration') -> None:
+    """ValueError naming the first value of `config` outside VALUE_RULES, where it came from (source_of(key))
+    and what is expected."""
+    for key, (expected, test) in VALUE_RULES.items():
+        value = config
+        for part in key.split('.'):
+            value = getattr(value, part)
+        if not test(value):
+            raise ValueError(f'{key}={list(value) if isinstance(value, tuple) else value!r} (from {source_of(key)}) '
+                             f'is out of range; expected {expected}. Change it there, or with --set {key}=<value>.')
 
 
 def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',

@@ -165,6 +165,7 @@ def test_sigterm_saves_a_resumable_checkpoint(data_root, tmp_path):
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 143, output
     assert 'Stopped by SIGTERM' in output and 'python train.py --resume' in output
+    assert not (run_dir / '.train.lock').exists()          # released on the way out
     state = paddle.load(str(run_dir / 'checkpoint.pdparams'))['train_state']
     assert state['global_step'] >= 2
     assert train.main(['--resume', str(run_dir), '--max_iters', str(state['global_step'] + 1),

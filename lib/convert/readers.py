@@ -15,7 +15,7 @@ from lib.convert import fluid_pose_resnet, tf_simplehumanpose
 from lib.convert.common import State
 
 READERS = ('pdparams', 'fluid', 'tf')
-# paddle.save's table of structured -> parameter names; paddle.load drops it, a plain unpickler would not.
+# paddle.save's table of structured -> parameter names; load_file drops it as paddle.load does.
 PADDLE_NAME_TABLE = 'StructuredToParameterName@@'
 
 

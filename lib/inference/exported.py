@@ -40,7 +40,27 @@ def read_inference_config(model_dir: str) -> dict:
     if missing:
         raise ValueError(f'{path} lacks the section(s) {missing}; export.py writes model, data, test, num_joints '
                          'and files. Re-export the model: ' + EXPORT_COMMAND.format(dir=model_dir))
+    check_file_names(values.get('files'), path)
     return values
+
+
+def check_file_names(files, path: str) -> None:
+    """The `files` of an inference.json ({kind: file name}) must name files inside its folder: a relative
+    name without '..' (an absolute path or an escape would make the folder read files elsewhere)."""
+    if files is None:
+        return
+    if not isinstance(files, dict):
+        raise ValueError(f'{path}: "files" is {files!r}; expected a dict of kind -> file name in the folder, '
+                         'e.g. {"paddle_params": "model.pdiparams"}. Re-export the model.')
+    for kind, name in files.items():
+        if name is None and kind == 'onnx':
+            continue
+        if not isinstance(name, str) or not name or os.path.isabs(name) or ':' in name or \
+                '..' in name.replace('\\', '/').split('/'):
+            raise ValueError(f'{path}: files.{kind} is {name!r}; expected the name of a file inside '
+                             f'{os.path.dirname(path) or "."} (relative, no "..", e.g. "model.pdiparams"). '
+                             'inference.json may only name files of its own folder: re-export the model, or '
+                             'fix the name.')
 
 
 def paddle_model_files(model_dir: str, inference_config: dict) -> Tuple[str, str]:

@@ -1,14 +1,19 @@
 """Saving and loading weights and resumable checkpoints.
 
-Files are written atomically (temporary file in the same folder, then rename), so a run killed while
-saving never leaves a truncated checkpoint. Loading is strict: missing or unexpected keys and shape
-mismatches are errors that list what differs.
+Files are written atomically (temporary file in the same folder, flushed, then renamed), so a run killed
+while saving never leaves a truncated checkpoint. Every weights file is read by load_file, which runs
+nothing a file asks for (lib/utils/safe_unpickle.py). Loading is strict: missing or unexpected keys and
+shape mismatches are errors that list what differs.
 """
 import os
 from typing import Dict, Optional
 
 import numpy as np
 import paddle
+
+from lib.utils.safe_unpickle import UnsafeWeightsError, as_paddle_load, unpickle_weights
+
+TMP_MARK = '.tmp'    # atomic_save's temporary: .<name>.tmp<pid>, beside the file it replaces
 
 
 def nonfinite_entries(state: Dict[str, object]) -> list:
@@ -32,24 +37,60 @@ def require_finite(state: Dict[str, object], path: str) -> None:
             'data, or train without --amp.')
 
 
+def _fsync(path: str, directory: bool = False) -> None:
+    """Flush `path` (a file, or a folder's entries) to the disk: a rename is durable only when both are."""
+    if directory and not hasattr(os, 'O_DIRECTORY'):      # Windows cannot open a folder
+        return
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_save(obj, path: str) -> None:
+    """paddle.save to a temporary file in the same folder, flushed to the disk, then renamed over `path` (and
+    the folder flushed), so that a crash or power loss leaves the old file or the new one, never a mix."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f'.{os.path.basename(path)}.tmp{os.getpid()}')
+    tmp = os.path.join(folder, f'.{os.path.basename(path)}{TMP_MARK}{os.getpid()}')
     try:
         paddle.save(obj, tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(folder, directory=True)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def load_file(path: str) -> dict:
+def remove_stale_temporaries(folder: str) -> list:
+    """Delete the temporary files atomic_save left in `folder` when its process was killed mid-save
+    (.<name>.tmp<pid>, of other pids); returns their paths. Call it while holding the folder's run lock."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        stem, mark, pid = name.rpartition(TMP_MARK)
+        if name.startswith('.') and mark and stem and pid.isdigit() and int(pid) != os.getpid():
+            os.remove(os.path.join(folder, name))
+            removed.append(os.path.join(folder, name))
+    return removed
+
+
+def load_file(path: str):
+    """paddle.load(path), without running code: the one place a .pdparams / .pdopt / checkpoint is read.
+    The file may only ask for numpy arrays, dicts, lists, numbers and strings (lib/utils/safe_unpickle.py);
+    anything else (os.system, eval, a class) is refused before it is called, with an UnsafeWeightsError
+    naming the file and the global."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'weights file not found: {path}. Pass the .pdparams written by train.py '
                                 '(e.g. output/<run>/best_model/model.pdparams) or a converted checkpoint.')
     try:
-        return paddle.load(path)
+        with open(path, 'rb') as f:
+            return as_paddle_load(unpickle_weights(f, path))
+    except UnsafeWeightsError:
+        raise
     except Exception as error:
         raise ValueError(f'cannot read {path} as a Paddle weights file ({type(error).__name__}: {error}); '
                          'it may be truncated or not a .pdparams file.') from None
