@@ -88,10 +88,10 @@ def main(argv=None) -> int:
     rank, num_ranks = init_distributed()
     # One run per folder: rank 0 takes the folder's lock before it writes anything there, and drops it on exit.
     with RunLock(run_dir) if rank == 0 else contextlib.nullcontext():
-        return run_training(config, checkpoint, run_dir, rank, num_ranks)
+        return run_training(config, checkpoint, run_dir, rank, num_ranks, args.threads)
 
 
-def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_ranks: int) -> int:
+def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_ranks: int, threads_flag=None) -> int:
     is_main = rank == 0                      # only rank 0 logs to the file and writes checkpoints
     if is_main:
         leftovers = [path for folder in (run_dir, os.path.join(run_dir, 'best_model'))
@@ -104,7 +104,7 @@ def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_r
         logger.info('Removed %d temporary file(s) of a run killed while saving: %s', len(leftovers),
                     ', '.join(leftovers))
     device = select_device(config.device)
-    threads = use_cpu_threads(args.threads or max(1, default_threads() // num_ranks))   # ranks share the cores
+    threads = use_cpu_threads(threads_flag or max(1, default_threads() // num_ranks))   # ranks share the cores
     logger.info('Run folder %s, device %s x %d process(es), %d CPU threads, Paddle %s', run_dir, device, num_ranks,
                 threads, paddle.__version__)
     logger.info('Config: %s', json.dumps(to_dict(config)))
