@@ -295,3 +295,13 @@ def test_use_vdl_writes_visualdl_scalars(data_root, tmp_path):
     assert run_train(data_root, tmp_path, '--epochs', '1', '--use_vdl') == 0
     files = os.listdir(tmp_path / 'run' / 'vdl')
     assert files and all(os.path.getsize(tmp_path / 'run' / 'vdl' / name) > 0 for name in files)
+
+
+def test_loader_workers_end_with_each_epoch(data_root, tmp_path):
+    """With --workers 1, each epoch's training and validation workers are gone when the run ends (a loop that
+    broke out at the epoch's last batch left one set of workers alive per epoch)."""
+    import multiprocessing
+    before = {p.pid for p in multiprocessing.active_children()}
+    assert run_train(data_root, tmp_path, '--epochs', '3', '--workers', '1') == 0
+    left = [p for p in multiprocessing.active_children() if p.pid not in before]
+    assert not left, f'{len(left)} loader worker processes outlived their epoch'

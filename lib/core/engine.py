@@ -188,7 +188,9 @@ def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callabl
                                                  'lr': t.optimizer.get_lr()})
             window.update(loss=0.0, n=0, samples=0, data=0.0, start=time.time())
         first = False
-        if last:
+        # At the epoch's end the loop runs out by itself: that is what shuts the loader's worker processes
+        # down (a break there left one set alive per epoch).
+        if stopped or (state.global_step >= t.total_iters and state.iteration < epoch_len):
             break
         end = time.time()
     mean_loss = state.epoch_loss_sum / state.epoch_loss_count if state.epoch_loss_count else float('nan')
