@@ -168,3 +168,10 @@ def test_deconv_kernel_5_is_refused():
     assert [deconv_padding(k) for k in (4, 3, 2)] == [(1, 0), (1, 1), (0, 0)]
     with pytest.raises(ValueError, match=r'kernel size 5 .*\[2, 3, 4\]'):
         pose_resnet_18(num_joints=16, deconv_kernels=(4, 4, 5))
+
+
+def test_project_batchnorm_counts_as_paddles():
+    """lib.models.layers.BatchNorm2D changes only the running-variance update: mmcv's rules count it as BatchNorm."""
+    from lib.models.layers import batch_norm
+    ours, plain = paddle.nn.Sequential(batch_norm(3)), paddle.nn.Sequential(paddle.nn.BatchNorm2D(3))
+    assert count_macs(ours, (6, 5)) == count_macs(plain, (6, 5)) > 0

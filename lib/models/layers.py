@@ -40,6 +40,8 @@ class BatchNorm2D(nn.BatchNorm2D):
     runs Paddle's layer unchanged.
     """
 
+    COUNTED_AS = nn.BatchNorm2D     # for lib/utils/complexity.py: the same operations as Paddle's layer
+
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         n = x.shape[0] * x.shape[2] * x.shape[3]
         if not self.training or self._use_global_stats or n <= 1:

@@ -84,6 +84,12 @@ COUNTERS: Dict[type, Callable[..., int]] = {
 }
 
 
+def counted_type(layer: nn.Layer) -> type:
+    """The layer's exact type, or the Paddle layer a project subclass declares it computes as (COUNTED_AS, e.g.
+    lib.models.layers.BatchNorm2D, which only changes how the running variance is updated)."""
+    return getattr(type(layer), 'COUNTED_AS', type(layer))
+
+
 def count_macs(model: nn.Layer, input_wh: Sequence[int]) -> int:
     """Multiply-adds of one forward pass of a [1, 3, H, W] image, input_wh = (W, H), by mmcv's rules
     (module docstring). Runs the model once in eval mode under no_grad and restores its mode."""
@@ -91,10 +97,10 @@ def count_macs(model: nn.Layer, input_wh: Sequence[int]) -> int:
     total = [0]
 
     def hook(layer, inputs, output):
-        total[0] += COUNTERS[type(layer)](layer, inputs, output)
+        total[0] += COUNTERS[counted_type(layer)](layer, inputs, output)
 
     handles = [layer.register_forward_post_hook(hook) for layer in model.sublayers(include_self=True)
-               if type(layer) in COUNTERS]
+               if counted_type(layer) in COUNTERS]
     was_training = model.training
     model.eval()
     try:
