@@ -39,7 +39,7 @@ from lib.datasets.loaders import build_dataset, eval_loader, train_loader  # noq
 from lib.models import check_input_size, model_options  # noqa: E402
 from lib.utils.checkpoint import remove_stale_temporaries  # noqa: E402
 from lib.utils.device import select_device  # noqa: E402
-from lib.utils.distributed import (average_running_statistics, barrier, init_distributed,  # noqa: E402
+from lib.utils.distributed import (any_rank, average_running_statistics, barrier, init_distributed,  # noqa: E402
                                    max_difference_across_ranks)
 from lib.utils.logger import setup_logger  # noqa: E402
 from lib.utils.monitor import RunMonitor  # noqa: E402
@@ -127,11 +127,43 @@ def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_r
                if is_main else None)
     training.on_log = monitor.on_train_log if is_main else None
 
+    validating = []         # the epoch whose validation is running, for on_signal's line
+
     def on_signal(name):
+        if validating:
+            logger.info('Received %s: stopping the validation of epoch %d after its current batch and saving a '
+                        'checkpoint; Ctrl-C again stops at once.', name, validating[0])
+            return
         logger.info('Received %s: stopping after the current iteration (epoch %d, iteration %d) and saving a '
                     'checkpoint; Ctrl-C again stops at once.', name, state.epoch + 1, state.iteration + 1)
 
+    def validate(row: dict) -> None:
+        """The epoch's validation into its history row; a stop ends it unfinished (lib/core/run.py)."""
+        if is_main:     # every rank holds the same weights; one validation is enough
+            validating[:] = [row['epoch']]
+            row.update(validate_and_keep_best(model, val_loader, evaluator, config, state, row['epoch'], run_dir,
+                                              logger, training.precision, monitor, stop))
+            validating.clear()
+        barrier()
+
+    def end_of_epoch() -> bool:
+        """Checkpoint and curves; True when a stop came after the epoch's last iteration (during validation)."""
+        if is_main:
+            path = save_checkpoint(run_dir, model, training.optimizer, training.scheduler, state, config)
+            monitor.on_epoch_end(state.history, state)
+        if not any_rank(stop()):
+            return False
+        if is_main:
+            logger.info('Stopped by %s after epoch %d. Resume with: python train.py --resume %s',
+                        stop.signal_name or 'a signal to another rank', state.history[-1]['epoch'], path)
+        return True
+
     with GracefulStop(on_signal) as stop:
+        if state.pending_validation:    # a stop cut it short: these weights are validated before training on
+            logger.info('Running the validation of epoch %d that a stop interrupted', state.pending_validation)
+            validate(state.history[-1])
+            if end_of_epoch():
+                return 130 if stop.signal_name == 'SIGINT' else 143
         while state.epoch < config.epochs and state.global_step < training.total_iters:
             loader.batch_sampler.set_epoch(state.epoch, start_batch=state.iteration)
             epoch_start = time.time()
@@ -153,14 +185,10 @@ def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_r
             row = close_epoch(state, loss, epoch_len, time.time() - epoch_start, training.optimizer)
             if state.epoch >= config.epochs or state.global_step >= training.total_iters or (
                     not row.get('partial') and state.epoch % config.eval_every == 0):
-                if is_main:     # every rank holds the same weights; one validation is enough
-                    row.update(validate_and_keep_best(model, val_loader, evaluator, config, state, row['epoch'],
-                                                      run_dir, logger, training.precision, monitor))
-                barrier()
+                validate(row)
             state.history.append(row)
-            if is_main:
-                save_checkpoint(run_dir, model, training.optimizer, training.scheduler, state, config)
-                monitor.on_epoch_end(state.history, state)
+            if end_of_epoch():
+                return 130 if stop.signal_name == 'SIGINT' else 143
     if state.applied_steps == 0:
         logger.error('No training step was applied in %d iterations: every loss or gradient was non-finite. No '
                      'model was kept. Lower --lr, check the data, or train without --amp.', state.global_step)

@@ -1,6 +1,6 @@
 """Logs that speak (issue 13): the first and the last iteration of a run, a line every --log_every iterations or
 --log_seconds seconds, validation progress in non-terminal logs, a stop signal logged at once and obeyed after the
-current iteration, "best: none yet" on resume."""
+current iteration or validation batch, "best: none yet" on resume."""
 import os
 import re
 import signal
@@ -12,6 +12,7 @@ import pytest
 import train
 import val
 from lib.core.engine import TrainState, describe_best
+from lib.utils.monitor import RunMonitor
 from lib.utils.signals import GracefulStop
 from tests.helpers import REPO, TINY_TRAIN_ARGS
 
@@ -85,6 +86,35 @@ def test_a_signal_is_logged_at_once_and_stops_after_the_current_iteration_and_re
     log = open(os.path.join(run, 'train.log')).read()
     assert 'Resumed at epoch 1, iteration 2 (step 2, best: none yet)' in log
     assert 'best Mean -1.000' not in log
+
+
+def test_a_signal_during_validation_ends_it_and_the_run_and_resume_validates_first(data_root, tmp_path, monkeypatch):
+    def signalling_batch(self, batch, heatmaps, epoch):      # the first of the 2 validation batches
+        os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(RunMonitor, 'on_validation_batch', signalling_batch)
+    assert run_train(data_root, tmp_path, '--epochs', '2', '--log_every', '100', '--val_batch_size', '4') == 143
+    run = os.path.join(str(tmp_path), 'run')
+    log = open(os.path.join(run, 'train.log')).read()
+    state = paddle.load(os.path.join(run, 'checkpoint.pdparams'))['train_state']
+    assert (state['epoch'], state['iteration'], state['global_step']) == (1, 0, 4)   # no step of epoch 2
+    assert state['pending_validation'] == 1 and state['best_epoch'] == -1
+    assert 'Mean' not in state['history'][0]
+    assert not os.path.exists(os.path.join(run, 'best_model', 'model.pdparams'))    # no decision on half the data
+    assert iteration_lines(log) == [('1', '1'), ('1', '4')]
+    assert 'Received SIGTERM: stopping the validation of epoch 1 after its current batch' in log
+    assert 'The validation of epoch 1 was interrupted by SIGTERM' in log
+    assert 'Validation (PCKh' not in log
+    assert 'Stopped by SIGTERM after epoch 1. Resume with: python train.py --resume' in log
+
+    monkeypatch.undo()
+    assert train.main(['--resume', run]) == 0
+    log = open(os.path.join(run, 'train.log')).read()
+    assert log.index('Running the validation of epoch 1 that a stop interrupted') < log.index('Epoch [2/2] Iter [1/4]')
+    state = paddle.load(os.path.join(run, 'checkpoint.pdparams'))['train_state']
+    assert state['pending_validation'] == 0 and state['global_step'] == 8
+    assert [row['epoch'] for row in state['history']] == [1, 2]
+    assert all('Mean' in row for row in state['history'])
+    assert os.path.exists(os.path.join(run, 'best_model', 'model.pdparams'))
 
 
 def test_describe_best():

@@ -32,6 +32,7 @@ class TrainState:
     loss_scale: float = 0.0         # fp16's dynamic loss scale (0 = not used yet), so a resume goes on with it ...
     loss_scale_good_steps: int = 0  # ... and with its count of steps since the last overflow
     history: List[dict] = field(default_factory=list)   # one row per finished epoch
+    pending_validation: int = 0     # epoch (1-based) whose validation a stop cut short; a resume runs it first
 
 
 @dataclass
@@ -211,12 +212,14 @@ def predict_heatmaps(model, images: paddle.Tensor, flip_pairs: Sequence[Tuple[in
 def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int]], test: TestConfig,
             desc: str = 'predict', autocast=contextlib.nullcontext,
             on_first_batch: Optional[Callable] = None, logger=None,
-            log_seconds: float = 60.0) -> Tuple[np.ndarray, np.ndarray]:
+            log_seconds: float = 60.0,
+            should_stop: Optional[Callable[[], bool]] = None) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """Run the model over a loader of TopDownPoseDataset batches; progress lines go to `logger` when stdout is
     not a terminal (lib/utils/logger.progress).
 
     Returns preds [num_samples, K, 2] in 0-based original-image pixels and maxvals [num_samples, K, 1],
-    placed by each sample's dataset index, so the order is the annotation file's.
+    placed by each sample's dataset index, so the order is the annotation file's. Returns None when
+    `should_stop()`, read after each batch but the last, is true: the pass ends there, unfinished.
     """
     model.eval()
     preds, maxvals, seen = None, None, np.zeros(num_samples, dtype=bool)
@@ -232,6 +235,8 @@ def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int
             maxvals = np.zeros((num_samples,) + batch_maxvals.shape[1:], dtype=np.float32)
         index = batch['index'].numpy().reshape(-1)
         preds[index], maxvals[index], seen[index] = batch_preds, batch_maxvals, True
+        if should_stop is not None and should_stop() and not seen.all():
+            return None
     if not seen.all():
         raise RuntimeError(f'the loader covered {seen.sum()} of {num_samples} samples; '
                            'the prediction pass must see every sample exactly once.')

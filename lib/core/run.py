@@ -82,13 +82,24 @@ def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, 
 
 
 def validate_and_keep_best(model, loader, evaluator, config: TrainConfig, state: TrainState, epoch: int,
-                           run_dir: str, logger, precision: Precision, monitor: RunMonitor) -> dict:
+                           run_dir: str, logger, precision: Precision, monitor: RunMonitor, stop=None) -> dict:
     """Flip-test evaluation of the validation set (MPII PCKh, COCO AP); the weights with the best
-    evaluator.indicator (Mean, AP) go to best_model/. state.best_mean holds that best value."""
-    preds, maxvals = predict(model, loader, len(loader.dataset), evaluator.layout.flip_pairs, config.test,
-                             desc='validate', autocast=precision.eval_autocast,
-                             on_first_batch=lambda batch, heatmaps: monitor.on_validation_batch(batch, heatmaps, epoch),
-                             logger=logger, log_seconds=config.log_seconds)
+    evaluator.indicator (Mean, AP) go to best_model/. state.best_mean holds that best value.
+
+    A `stop` (lib/utils/signals.GracefulStop) seen between batches ends the validation unfinished: no metrics
+    (an empty dict), no best-model decision, and state.pending_validation = epoch, so that the checkpoint
+    written next tells a resumed run to validate these weights before it trains on."""
+    prediction = predict(model, loader, len(loader.dataset), evaluator.layout.flip_pairs, config.test,
+                         desc='validate', autocast=precision.eval_autocast,
+                         on_first_batch=lambda batch, heatmaps: monitor.on_validation_batch(batch, heatmaps, epoch),
+                         logger=logger, log_seconds=config.log_seconds, should_stop=stop)
+    if prediction is None:
+        state.pending_validation = epoch
+        logger.info('The validation of epoch %d was interrupted by %s: no metrics, best_model/ unchanged; '
+                    '--resume runs this validation first.', epoch, stop.signal_name)
+        return {}
+    state.pending_validation = 0
+    preds, maxvals = prediction
     metrics = evaluator.evaluate(preds, maxvals, os.path.join(run_dir, 'last_eval'), {'config': to_dict(config)})
     logger.info('Validation (%s, flip test %s):\n%s', evaluator.metric_name, 'on' if config.test.flip_test else 'off',
                 evaluator.table(metrics, config.model.label))

@@ -28,6 +28,11 @@ def agree(values: paddle.Tensor) -> List[float]:
     return values.numpy().tolist()
 
 
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is true on any (one tiny all-reduce), e.g. a stop signal seen by one."""
+    return agree(paddle.to_tensor([float(flag)], dtype='float32'))[0] > 0
+
+
 def running_statistics(model: paddle.nn.Layer) -> List[paddle.Tensor]:
     """Floating-point state that training changes without gradients: BatchNorm's _mean and _variance
     (Paddle keeps them as parameters with stop_gradient set, not as buffers)."""
