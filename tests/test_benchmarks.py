@@ -42,3 +42,12 @@ def test_data_pipeline_smallest():
                            '--warmup', '1')
     samples_per_second = table_column(stdout, 'samples/s')
     assert len(samples_per_second) == 1 and float(samples_per_second[0]) > 0, stdout
+
+
+def test_val_threads_smallest():
+    stdout = run_benchmark('val_threads.py', '--num_stacks', '1', '--image_size', '64', '--num_people', '2')
+    assert 'command: python benchmarks/val_threads.py --num_stacks 1' in stdout
+    threads = table_column(stdout, 'val.py threads')
+    assert threads[0] == '1' and threads[1].startswith('default ('), stdout
+    assert all(float(value) > 0 for value in table_column(stdout, 'samples/s')), stdout
+    assert '--threads 1' in stdout.splitlines()[-2] and '--threads' not in stdout.splitlines()[-1]
