@@ -7,7 +7,8 @@ export.py writes (last stack only), in ms per batch and per person. A figure, no
 
 Untrained weights (latency does not depend on them). Each model is exported once into a temporary folder;
 every backend then runs the same random batch, `--warmup` untimed calls and `--iters` timed ones per row.
-All backends use `--threads` CPU threads (default: the usable cores); CPU only.
+All backends use `--threads` CPU threads (default: the usable cores); CPU only. On AMD CPUs MKL_DEBUG_CPU_TYPE=5 is
+set as infer.py sets it (lib/utils/threads.py), unless it is set already.
 """
 import argparse
 import importlib.util
@@ -23,6 +24,8 @@ from typing import Callable, Dict, List
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings('ignore', message='No ccache found')   # printed by `import paddle` on CPU builds
 OMP_BEFORE_PADDLE = os.environ.get('OMP_NUM_THREADS')   # `import paddle` sets it to 1 when unset
+from lib.utils.threads import set_mkl_cpu_type  # noqa: E402
+set_mkl_cpu_type()     # as infer.py does, before Paddle loads MKL (AMD CPUs: its AVX2 path)
 
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
@@ -146,7 +149,8 @@ def main(argv=None) -> None:
         ort_version = onnxruntime.__version__
     print(f'paddle {paddle.__version__}, onnxruntime {ort_version}; CPU: {cpu_name()}; os.cpu_count() '
           f'{os.cpu_count()}, usable {len(os.sched_getaffinity(0))}; threads per backend {args.threads} '
-          f'(OMP_NUM_THREADS before import: {OMP_BEFORE_PADDLE or "unset"}); load 1/5/15 min at start '
+          f'(OMP_NUM_THREADS before import: {OMP_BEFORE_PADDLE or "unset"}; MKL_DEBUG_CPU_TYPE '
+          f'{os.environ.get("MKL_DEBUG_CPU_TYPE", "unset")}); load 1/5/15 min at start '
           f'{load_start}, at end {load_text()}')
     print(f'untrained weights, random input; {args.iters} timed call(s) after {args.warmup} warm-up per row; '
           'ms/batch = mean wall time of one call (host arrays in and out); ms/person = ms/batch / batch; '
