@@ -5,7 +5,8 @@ from typing import Callable, Optional
 
 
 class GracefulStop:
-    """SIGTERM / Ctrl-C ask the loop to stop after the current iteration; a second Ctrl-C stops at once.
+    """SIGTERM / Ctrl-C ask the loop to stop after the current iteration (or validation batch); a second Ctrl-C
+    stops at once.
 
     Repeated SIGTERMs are not escalated: paddle.distributed.launch sends several within a second when
     it is itself terminated. A context manager, so the previous handlers come back when training returns.
