@@ -51,5 +51,5 @@ install-test: install
 	$(PYTHON) -c "import tensorflow as tf; print('tensorflow', tf.__version__)"
 
 test: install-test
-	ruff check .
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q -rs $(PYTEST_ARGS)
