@@ -127,23 +127,24 @@ def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_r
                if is_main else None)
     training.on_log = monitor.on_train_log if is_main else None
 
-    validating = []         # the epoch whose validation is running, for on_signal's line
+    validating = 0          # the epoch whose validation is running (0: none), for on_signal's line
 
     def on_signal(name):
         if validating:
             logger.info('Received %s: stopping the validation of epoch %d after its current batch and saving a '
-                        'checkpoint; Ctrl-C again stops at once.', name, validating[0])
+                        'checkpoint; Ctrl-C again stops at once.', name, validating)
             return
         logger.info('Received %s: stopping after the current iteration (epoch %d, iteration %d) and saving a '
                     'checkpoint; Ctrl-C again stops at once.', name, state.epoch + 1, state.iteration + 1)
 
     def validate(row: dict) -> None:
         """The epoch's validation into its history row; a stop ends it unfinished (lib/core/run.py)."""
+        nonlocal validating
         if is_main:     # every rank holds the same weights; one validation is enough
-            validating[:] = [row['epoch']]
+            validating = row['epoch']
             row.update(validate_and_keep_best(model, val_loader, evaluator, config, state, row['epoch'], run_dir,
                                               logger, training.precision, monitor, stop))
-            validating.clear()
+            validating = 0
         barrier()
 
     def end_of_epoch() -> bool:
