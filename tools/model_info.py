@@ -17,6 +17,7 @@ from typing import List, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings('ignore', message='No ccache found')   # printed by `import paddle` on CPU builds
 
+from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
 from lib.models import MODELS, build_model  # noqa: E402
 from lib.utils.complexity import count_macs, count_parameters  # noqa: E402
 
@@ -29,6 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num_features', type=int, help="feature width of the 'hourglass' model")
     parser.add_argument('--image_size', type=int, required=True, help='input width W (and height unless given)')
     parser.add_argument('--image_height', type=int, help='input height H when it differs from the width')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -51,4 +53,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

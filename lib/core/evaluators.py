@@ -18,6 +18,7 @@ from lib.core.coco_eval import COCOEvaluator
 from lib.core.mpii_eval import MPIIEvaluator
 from lib.datasets.heatmaps import generate_target, get_final_preds
 from lib.datasets.transforms import affine_transform_points, get_affine_transform
+from lib.utils.errors import BadValue
 
 
 def build_evaluator(data: DataConfig, image_set: str, records: List[dict], test: TestConfig):
@@ -26,7 +27,7 @@ def build_evaluator(data: DataConfig, image_set: str, records: List[dict], test:
         return MPIIEvaluator(data.dataset_root, image_set)
     if data.dataset == 'coco':
         return COCOEvaluator(data.dataset_root, image_set, records, test)
-    raise ValueError(f'unknown dataset {data.dataset!r}; choose one of mpii, coco.')
+    raise BadValue(f'unknown dataset {data.dataset!r}; choose one of mpii, coco.')
 
 
 def oracle_predictions(records: List[dict], input_wh, heatmap_wh, sigma: float, refine: bool = True) -> np.ndarray:
