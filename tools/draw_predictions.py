@@ -38,7 +38,11 @@ def parse_args(argv=None):
     p.add_argument('--columns', type=int, default=4)
     p.add_argument('--output', required=True, help='.jpg or .png to write')
     add_debug_argument(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ('num', 'columns'):
+        if getattr(args, name) < 1:
+            p.error(f'--{name} must be at least 1; received {getattr(args, name)}')
+    return args
 
 
 def predict_joints(args, count: int) -> np.ndarray:
