@@ -32,6 +32,7 @@ from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile,
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
 from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
 from lib.inference.predictor import PosePredictor  # noqa: E402
+from lib.datasets.coco import detection_problem  # noqa: E402
 from lib.datasets.image_io import read_image  # noqa: E402
 from lib.utils.vis import draw_skeleton  # noqa: E402
 from lib.utils.files import read_json, require_writable_dir  # noqa: E402
@@ -108,28 +109,6 @@ def image_id_from_name(name: str) -> Optional[int]:
     return int(digits[-1]) if digits else None
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def detection_problem(det) -> Optional[str]:
-    """What is wrong with one entry of a detection file, or None."""
-    if not isinstance(det, dict):
-        return 'not a JSON object'
-    if not isinstance(det.get('image_id'), (int, str)) or isinstance(det.get('image_id'), bool):
-        return f'image_id {det.get("image_id")!r} is not an integer'
-    bbox = det.get('bbox')
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
-        return f'bbox {bbox!r} is not 4 finite numbers [x, y, w, h]'
-    if bbox[2] <= 0 or bbox[3] <= 0:
-        return f'bbox {bbox} does not have w, h > 0'
-    if 'score' in det and not (_is_number(det['score']) and 0 <= det['score'] <= 1):
-        return f'score {det["score"]!r} is not a number in [0, 1]'
-    if 'category_id' in det and (not isinstance(det['category_id'], int) or isinstance(det['category_id'], bool)):
-        return f'category_id {det["category_id"]!r} is not an integer (1 = person)'
-    return None
-
-
 def boxes_outside(boxes: np.ndarray, image: np.ndarray) -> np.ndarray:
     """The boxes [M, 4] (x, y, w, h) that do not overlap the image at all."""
     height, width = image.shape[:2]
@@ -172,11 +151,11 @@ def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, 
 
     boxes, present = {}, set()
     for i, det in enumerate(detections):
-        problem = detection_problem(det)
+        problem = detection_problem(det, required=('image_id', 'bbox'), id_types=(int, str))
         if problem:
             raise BadValue(f'--det_file {path}: detection {i} is malformed: {problem}. Received {str(det)[:200]}. Each '
-                           'needs image_id, bbox [x, y, w, h] (pixels, w and h > 0), and may have score (a number '
-                           'in [0, 1]) and category_id (1 = person).')
+                           'needs image_id, bbox [x, y, w, h] (pixels) and may have score (a number in [0, 1]) and '
+                           'category_id (1 = person).')
         present.add(det['image_id'])
         if det.get('category_id', 1) == 1 and det.get('score', 1.0) >= threshold:
             boxes.setdefault(det['image_id'], []).append(det['bbox'])

@@ -6,9 +6,10 @@ read directly, so training does not need it. Two layouts are accepted:
     <root>/annotations/person_keypoints_{train2017,val2017}.json
     <root>/images/{train2017,val2017}/%012d.jpg     (HRNet)   or   <root>/{train2017,val2017}/%012d.jpg
 """
+import math
 import os
 from collections import OrderedDict
-from typing import Dict, List, Mapping, NamedTuple, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -72,6 +73,32 @@ def sanitize_box(box: Sequence[float], width: int, height: int) -> Union[List[fl
 
 
 VISIBILITY_FLAGS = (0, 1, 2)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def detection_problem(det, required: Sequence[str], id_types: tuple) -> Optional[str]:
+    """What is wrong with one person detection {image_id, category_id, bbox [x, y, w, h], score}, or None.
+    A box may be empty in one direction (HRNet keeps such boxes), not negative."""
+    if not isinstance(det, Mapping):
+        return 'not a JSON object'
+    missing = [key for key in required if key not in det]
+    if missing:
+        return f'it lacks {", ".join(missing)}'
+    if not isinstance(det['image_id'], id_types) or isinstance(det['image_id'], bool):
+        return f'image_id {det["image_id"]!r} is not an integer'
+    bbox = det['bbox']
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+        return f'bbox {bbox!r} is not 4 finite numbers [x, y, w, h]'
+    if bbox[2] < 0 or bbox[3] < 0 or bbox[2] + bbox[3] == 0:
+        return f'bbox {bbox} has a negative or zero size (w, h >= 0, not both 0)'
+    if 'score' in det and not (_is_number(det['score']) and 0 <= det['score'] <= 1):
+        return f'score {det["score"]!r} is not a number in [0, 1]'
+    if 'category_id' in det and (not isinstance(det['category_id'], int) or isinstance(det['category_id'], bool)):
+        return f'category_id {det["category_id"]!r} is not an integer (1 = person)'
+    return None
 
 
 def _fail(path: str, index: int, entry, problem: str) -> None:
@@ -165,13 +192,14 @@ def load_coco_annotations(root: str, image_set: str, input_wh: Tuple[int, int]) 
     return parse_coco_keypoints(coco_files(root, image_set, need_images=False).annotation, input_wh)
 
 
-def _image_ids(coco) -> set:
-    """Image ids of an annotation file given as a path, its parsed JSON, or a pycocotools COCO object."""
+def _images_by_id(coco) -> Dict[int, dict]:
+    """The images ({id, width, height, ...}) by id of an annotation file given as a path, its parsed JSON, or a
+    pycocotools COCO object."""
     if isinstance(coco, str):
         coco = read_json(coco, 'COCO annotation file', 're-download or regenerate it')
     dataset = getattr(coco, 'dataset', coco)
     images, _ = _check_dataset(dataset, '<annotations>')
-    return set(images)
+    return images
 
 
 def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[int, int],
@@ -180,8 +208,8 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
 
     det_file: JSON list of {image_id, category_id, bbox [x, y, w, h], score}, e.g.
     COCO_val2017_detections_AP_H_56_person.json. coco: the annotation file of `image_set` (path, parsed JSON
-    or pycocotools COCO), used to check the image ids. Keeps category 1 with score >= image_thre (HRNet's
-    TEST.IMAGE_THRE; its yamls use 0.0). Each box becomes one record: center/scale from the raw box (not
+    or pycocotools COCO), used to check the image ids and that each box overlaps its image. Keeps category 1
+    with score >= image_thre (HRNet's TEST.IMAGE_THRE; its yamls use 0.0). Each box becomes one record: center/scale from the raw box (not
     sanitised, as HRNet), joints zeros, joints_vis ones, score = box score.
     """
     if not os.path.isfile(det_file):
@@ -192,13 +220,14 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
     if not isinstance(boxes, list):
         raise BadValue(f'{det_file} must hold a JSON list of {{image_id, category_id, bbox, score}}; received '
                        f'{type(boxes).__name__}.')
-    known = _image_ids(coco)
+    known = _images_by_id(coco)
     aspect_ratio = input_wh[0] * 1.0 / input_wh[1]
     records, unknown = [], []
     for index, det in enumerate(boxes):
-        if not isinstance(det, Mapping) or not all(k in det for k in ('image_id', 'category_id', 'bbox', 'score')):
-            raise BadValue(f'{det_file}: box {index} is malformed: {str(det)[:200]}. Each box needs image_id, '
-                           'category_id, bbox [x, y, w, h] and score.')
+        problem = detection_problem(det, required=('image_id', 'category_id', 'bbox', 'score'), id_types=(int,))
+        if problem:
+            raise BadValue(f'{det_file}: box {index} is malformed: {problem}. Received {str(det)[:200]}. Each box '
+                           'needs image_id, category_id, bbox [x, y, w, h] and score (HRNet\'s detection files).')
         if det['category_id'] != PERSON_CATEGORY:
             continue
         if det['image_id'] not in known:
@@ -207,8 +236,11 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
         score = float(det['score'])
         if score < image_thre:
             continue
-        if len(det['bbox']) != 4:
-            raise BadValue(f'{det_file}: box {index} has bbox {det["bbox"]}, expected [x, y, w, h].')
+        image = known[det['image_id']]
+        x, y, w, h = det['bbox']
+        if x >= image['width'] or y >= image['height'] or x + w <= 0 or y + h <= 0:
+            raise BadValue(f'{det_file}: box {index} {det["bbox"]} lies outside its image {det["image_id"]} '
+                           f'({image["width"]}x{image["height"]} px); boxes are x, y, w, h in image pixels.')
         center, scale = box_to_center_scale(det['bbox'], aspect_ratio)
         records.append({'image': image_file_name(int(det['image_id'])), 'image_id': int(det['image_id']),
                         'center': center, 'scale': scale,
