@@ -32,6 +32,7 @@ from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile,
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
 from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
 from lib.inference.predictor import PosePredictor  # noqa: E402
+from lib.core.metrics import require_finite_predictions  # noqa: E402
 from lib.datasets.coco import detection_problem  # noqa: E402
 from lib.datasets.image_io import read_image  # noqa: E402
 from lib.utils.vis import draw_skeleton  # noqa: E402
@@ -151,10 +152,10 @@ def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, 
 
     boxes, present = {}, set()
     for i, det in enumerate(detections):
-        problem = detection_problem(det, required=('image_id', 'bbox'), id_types=(int, str))
+        problem = detection_problem(det, required=('image_id', 'bbox'), id_types=(int, str), positive_size=True)
         if problem:
             raise BadValue(f'--det_file {path}: detection {i} is malformed: {problem}. Received {str(det)[:200]}. Each '
-                           'needs image_id, bbox [x, y, w, h] (pixels) and may have score (a number in [0, 1]) and '
+                           'needs image_id, bbox [x, y, w, h] (pixels, w and h > 0) and may have score (a number in [0, 1]) and '
                            'category_id (1 = person).')
         present.add(det['image_id'])
         if det.get('category_id', 1) == 1 and det.get('score', 1.0) >= threshold:
@@ -206,6 +207,7 @@ class Runner:
             return
         results = self.predictor.predict_many([p[1] for p in self.pending], [p[2] for p in self.pending])
         for (key, image, boxes, draw_boxes), (keypoints, scores) in zip(self.pending, results):
+            require_finite_predictions(keypoints, scores)      # keypoints.json must stay valid JSON
             self.sink(key, draw(image, boxes, keypoints, scores, self.predictor.layout, self.kpt_thr, draw_boxes))
             self.records.append({'image': key, 'persons': person_records(boxes, keypoints, scores)})
         self.pending, self.people = [], 0

@@ -79,9 +79,9 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def detection_problem(det, required: Sequence[str], id_types: tuple) -> Optional[str]:
+def detection_problem(det, required: Sequence[str], id_types: tuple, positive_size: bool = False) -> Optional[str]:
     """What is wrong with one person detection {image_id, category_id, bbox [x, y, w, h], score}, or None.
-    A box may be empty in one direction (HRNet keeps such boxes), not negative."""
+    A box may be empty in one direction (HRNet's evaluation keeps such boxes) unless `positive_size`."""
     if not isinstance(det, Mapping):
         return 'not a JSON object'
     missing = [key for key in required if key not in det]
@@ -92,6 +92,8 @@ def detection_problem(det, required: Sequence[str], id_types: tuple) -> Optional
     bbox = det['bbox']
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
         return f'bbox {bbox!r} is not 4 finite numbers [x, y, w, h]'
+    if positive_size and min(bbox[2:]) <= 0:
+        return f'bbox {bbox} does not have w, h > 0'
     if bbox[2] < 0 or bbox[3] < 0 or bbox[2] + bbox[3] == 0:
         return f'bbox {bbox} has a negative or zero size (w, h >= 0, not both 0)'
     if 'score' in det and not (_is_number(det['score']) and 0 <= det['score'] <= 1):

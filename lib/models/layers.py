@@ -46,7 +46,7 @@ class BatchNorm2D(nn.BatchNorm2D):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         n = x.shape[0] * x.shape[2] * x.shape[3]
         if not self.training or self._use_global_stats or n <= 1:
-            return super().forward(x)
+            return nn.BatchNorm2D.forward(self, x)     # not super(): Paddle 2.6's to_static cannot transform it
         # Paddle's kernel updates a copy of the running variance, v' = m v + (1 - m) b; the references keep
         # m v + (1 - m) b n/(n-1) = v' n/(n-1) - m v / (n-1). The copy matters: the backward pass holds the
         # variance it was given and refuses one changed afterwards, so the layer's own is written only here.
