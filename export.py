@@ -32,6 +32,9 @@ from lib.inference.foreign_weights import load_pretrained  # noqa: E402
 from lib.models import build_model_from, check_input_size  # noqa: E402
 from lib.utils.files import require_writable_dir  # noqa: E402
 
+OPSETS = (7, 21)      # the opsets paddle2onnx 2.1 accepts
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--pretrained_model', required=True, help='.pdparams written by train.py or tools/convert_weights.py')
@@ -44,7 +47,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--opset', type=int, default=11, help='ONNX opset (default 11; paddle2onnx raises it if an op needs it)')
     p.add_argument('--no_check', action='store_true', help='skip running the exported models against dygraph')
     add_debug_argument(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not OPSETS[0] <= args.opset <= OPSETS[1]:     # paddle2onnx aborts the process on another value
+        p.error(f'--opset must be between {OPSETS[0]} and {OPSETS[1]} (what paddle2onnx 2.x writes); received '
+                f'{args.opset}')
+    if args.image_size is not None and args.image_size < 1:
+        p.error(f'--image_size must be a positive side in pixels, e.g. 256; received {args.image_size}')
+    return args
 
 
 def main(argv=None) -> int:

@@ -156,6 +156,8 @@ def read_image(path: str, color_rgb: bool, reduction: int = 1) -> np.ndarray:
     if data[:2] == b'\xff\xd8' and not jpeg_is_complete(data):
         raise UnreadableFile(f'cannot read image {path}: the JPEG is truncated ({len(data)} bytes, no end-of-image '
                              f'marker), so its lower part would be grey. {fix}')
+    if not data:
+        raise UnreadableFile(f'cannot read image {path}: the file is empty (0 bytes). {fix}')
     image = cv2.imdecode(np.frombuffer(data, np.uint8), _READ_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise UnreadableFile(f'cannot read image {path}: OpenCV cannot decode it (not an image, or a format this '
