@@ -445,6 +445,10 @@ def build_cases() -> List[Case]:
              coco_annotation(first_person(lambda a: a.update(bbox=['a', 'b', 'c', 'd'])))),
         Case('COCO 16 keypoints', 'val.py', val_coco(), ['person_keypoints_val2017.json', 'keypoints'],
              coco_annotation(first_person(lambda a: a.update(keypoints=[1, 1, 2] * 16)))),
+        Case('gt_valid.mat of another size than valid.json', 'val.py', val(), ['gt_valid.mat', 'valid.json', '3 people'],
+             lambda ws: _shrink_ground_truth(ws, 3)),
+        Case('model_info.py --image_size 100 for hourglass', 'tools/model_info.py',
+             lambda ws: ['--model', 'hourglass', '--image_size', '100'], ['multiples of 64']),
         # ---- converting weights
         Case('convert_weights source missing', 'tools/convert_weights.py',
              lambda ws: ['--format', 'princeton_hourglass', '--source', os.path.join(ws.tmp, 'checkpoint.pt'),
@@ -455,6 +459,15 @@ def build_cases() -> List[Case]:
              write_bytes(lambda ws: os.path.join(ws.tmp, 'checkpoint.pt'), b'garbage')),
     ]
     return cases
+
+
+def _shrink_ground_truth(ws: Workspace, people: int) -> None:
+    from scipy.io import loadmat, savemat
+    path = os.path.join(ws.data, 'annot', 'gt_valid.mat')
+    mat = loadmat(path)
+    per_person = ('pos_gt_src', 'jnt_missing', 'headboxes_src')
+    savemat(path, {key: mat[key][..., :people] if key in per_person else mat[key]
+                   for key in mat if not key.startswith('__')})
 
 
 def _write_preds(ws: Workspace, value: float, people: Optional[int] = None) -> None:
