@@ -23,12 +23,17 @@ import warnings
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 import paddle  # noqa: E402
 
+from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
 from lib.config import preset_names  # noqa: E402
 from lib.inference.conventions import conventions_for_weights  # noqa: E402
 from lib.inference.export import (CHECK_TOLERANCE, DATA_KEYS, EXPORT_FILES, TEST_KEYS, check_exported,  # noqa: E402,F401
                                   export_model, import_paddle2onnx)
 from lib.inference.foreign_weights import load_pretrained  # noqa: E402
 from lib.models import build_model_from, check_input_size  # noqa: E402
+from lib.utils.files import require_writable_dir  # noqa: E402
+
+OPSETS = (7, 21)      # the opsets paddle2onnx 2.1 accepts
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +46,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--onnx', action='store_true', help='also write model.onnx (needs pip install paddle2onnx)')
     p.add_argument('--opset', type=int, default=11, help='ONNX opset (default 11; paddle2onnx raises it if an op needs it)')
     p.add_argument('--no_check', action='store_true', help='skip running the exported models against dygraph')
-    return p.parse_args(argv)
+    add_debug_argument(p)
+    args = p.parse_args(argv)
+    if not OPSETS[0] <= args.opset <= OPSETS[1]:     # paddle2onnx aborts the process on another value
+        p.error(f'--opset must be between {OPSETS[0]} and {OPSETS[1]} (what paddle2onnx 2.x writes); received '
+                f'{args.opset}')
+    if args.image_size is not None and args.image_size < 1:
+        p.error(f'--image_size must be a positive side in pixels, e.g. 256; received {args.image_size}')
+    return args
 
 
 def main(argv=None) -> int:
@@ -54,6 +66,7 @@ def main(argv=None) -> int:
     if args.onnx:
         import_paddle2onnx()   # fail before the slow part
     output_dir = args.output_dir or os.path.join('output', 'export', f'{model_cfg.label}_{data.input_wh[0]}')
+    require_writable_dir(output_dir, '--output_dir')
     paddle.set_device('cpu')   # the program does not depend on the device it was traced on
     model = build_model_from(model_cfg)
     load_pretrained(model, args.pretrained_model)
@@ -76,4 +89,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -28,11 +28,15 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, add_debug_argument, run_cli  # noqa: E402,E501
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
 from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
 from lib.inference.predictor import PosePredictor  # noqa: E402
+from lib.core.metrics import require_finite_predictions  # noqa: E402
+from lib.datasets.coco import detection_problem  # noqa: E402
+from lib.datasets.image_io import read_image  # noqa: E402
 from lib.utils.vis import draw_skeleton  # noqa: E402
-from lib.utils.files import read_json  # noqa: E402
+from lib.utils.files import read_json, require_writable_dir  # noqa: E402
 from lib.utils.logger import progress  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -58,6 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
     p.add_argument('--output_dir', default='output/infer', help='where drawings and keypoints.json go')
     add_threads_argument(p)
+    add_debug_argument(p)
     args = p.parse_args(argv)
     if args.backend == 'dygraph' and (not args.pretrained_model or args.model_dir):
         p.error('--backend dygraph takes --pretrained_model (a .pdparams), not --model_dir')
@@ -68,8 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.batch_size < 1:
         p.error(f'--batch_size must be at least 1; received {args.batch_size}')
     for name in ('det_thr', 'kpt_thr'):
-        if not math.isfinite(getattr(args, name)):
-            p.error(f'--{name} must be a finite score threshold, e.g. 0.5; received {getattr(args, name)}')
+        value = getattr(args, name)
+        if not (math.isfinite(value) and 0 <= value <= 1):
+            p.error(f'--{name} must be a score threshold in [0, 1], e.g. 0.5; received {value}')
     return args
 
 
@@ -80,20 +86,20 @@ def parse_bbox(text: str) -> np.ndarray:
     except ValueError:
         values = []
     if len(values) != 4 or values[2] <= 0 or values[3] <= 0:
-        raise ValueError(f'--bbox {text!r} is not x,y,w,h with w, h > 0 (pixels), e.g. --bbox 120,40,200,380.')
+        raise BadValue(f'--bbox {text!r} is not x,y,w,h with w, h > 0 (pixels), e.g. --bbox 120,40,200,380.')
     return np.array([values], dtype=np.float32)
 
 
 def list_inputs(path: str) -> Tuple[str, List[str]]:
     """('video', [path]) or ('images', [paths]): a folder's images in name order (not recursive)."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f'--input {path} does not exist; give an image, a folder of images or a video.')
+        raise MissingFile(f'--input {path} does not exist; give an image, a folder of images or a video.')
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)
                        and os.path.isfile(os.path.join(path, n)))
         if not names:
-            raise ValueError(f'--input folder {path} holds no images; accepted extensions: '
-                             f'{", ".join(IMAGE_EXTENSIONS)} (any case). Give a video file directly, not its folder.')
+            raise BadValue(f'--input folder {path} holds no images; accepted extensions: '
+                           f'{", ".join(IMAGE_EXTENSIONS)} (any case). Give a video file directly, not its folder.')
         return 'images', [os.path.join(path, n) for n in names]
     return ('video' if path.lower().endswith(VIDEO_EXTENSIONS) else 'images'), [path]
 
@@ -104,6 +110,22 @@ def image_id_from_name(name: str) -> Optional[int]:
     return int(digits[-1]) if digits else None
 
 
+def boxes_outside(boxes: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The boxes [M, 4] (x, y, w, h) that do not overlap the image at all."""
+    height, width = image.shape[:2]
+    x, y, w, h = boxes.T if len(boxes) else np.zeros((4, 0))
+    return boxes[(x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0)]
+
+
+def require_inside(boxes: Optional[np.ndarray], image: np.ndarray, path: str, args) -> None:
+    """Refuse boxes that miss the image entirely (x, y, w, h given in another image's pixels, or swapped)."""
+    outside = boxes_outside(boxes, image) if boxes is not None else []
+    if len(outside):
+        source = f'--det_file {args.det_file}' if args.det_file else f'--bbox {args.bbox}'
+        raise BadValue(f'{source}: the box(es) {outside.tolist()} for {path} lie outside the image '
+                       f'({image.shape[1]}x{image.shape[0]} px); boxes are x, y, w, h in that image\'s pixels.')
+
+
 def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, np.ndarray]:
     """Person boxes [M, 4] (x, y, w, h) per image file name, category 1 with score >= threshold.
 
@@ -111,13 +133,13 @@ def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, 
     the integer in the file name. Raises when no input image is matched at all.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'--det_file {path} does not exist.')
+        raise MissingFile(f'--det_file {path} does not exist.')
     data = read_json(path, 'COCO detection results (a JSON list of {image_id, bbox, score, category_id})')
     if isinstance(data, dict):
         if not isinstance(data.get('images'), list) or not isinstance(data.get('annotations'), list):
-            raise ValueError(f'--det_file {path} is a JSON object without `images` and `annotations` lists; expected '
-                             'COCO detection results (a list of {image_id, bbox, score, category_id}) or an object '
-                             'with `images` [{id, file_name}] and those detections under `annotations`.')
+            raise BadValue(f'--det_file {path} is a JSON object without `images` and `annotations` lists; expected '
+                           'COCO detection results (a list of {image_id, bbox, score, category_id}) or an object '
+                           'with `images` [{id, file_name}] and those detections under `annotations`.')
         ids = {os.path.basename(im['file_name']): im['id'] for im in data['images']}
         image_id = ids.get
         rule = f'by file_name in its `images` list ({len(ids)} entries)'
@@ -126,19 +148,22 @@ def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, 
         image_id, detections = image_id_from_name, data
         rule = 'by the integer in the file name (000000000139.jpg -> image_id 139), as it has no `images` list'
     else:
-        raise ValueError(f'--det_file {path} holds a JSON {type(data).__name__}; expected a list of detections.')
+        raise BadValue(f'--det_file {path} holds a JSON {type(data).__name__}; expected a list of detections.')
 
     boxes, present = {}, set()
     for i, det in enumerate(detections):
-        if not isinstance(det, dict) or 'image_id' not in det or len(det.get('bbox', ())) != 4:
-            raise ValueError(f'--det_file {path}: detection {i} is {det!r}; each needs image_id and bbox [x, y, w, h].')
+        problem = detection_problem(det, required=('image_id', 'bbox'), id_types=(int, str), positive_size=True)
+        if problem:
+            raise BadValue(f'--det_file {path}: detection {i} is malformed: {problem}. Received {str(det)[:200]}. Each '
+                           'needs image_id, bbox [x, y, w, h] (pixels, w and h > 0) and may have score (a number in [0, 1]) and '
+                           'category_id (1 = person).')
         present.add(det['image_id'])
-        if det.get('category_id', 1) == 1 and det.get('score', 1.0) >= threshold and min(det['bbox'][2:]) > 0:
+        if det.get('category_id', 1) == 1 and det.get('score', 1.0) >= threshold:
             boxes.setdefault(det['image_id'], []).append(det['bbox'])
     names = [os.path.basename(n) for n in names]
     if not any(image_id(n) in present for n in names):
-        raise ValueError(f'--det_file {path} has no detection for {names[0]!r} nor any other input image; images '
-                         f'are matched {rule}. Check that the file belongs to these images.')
+        raise BadValue(f'--det_file {path} has no detection for {names[0]!r} nor any other input image; images '
+                       f'are matched {rule}. Check that the file belongs to these images.')
     return {n: np.asarray(boxes.get(image_id(n), []), np.float32).reshape(-1, 4) for n in names}
 
 
@@ -182,6 +207,7 @@ class Runner:
             return
         results = self.predictor.predict_many([p[1] for p in self.pending], [p[2] for p in self.pending])
         for (key, image, boxes, draw_boxes), (keypoints, scores) in zip(self.pending, results):
+            require_finite_predictions(keypoints, scores)      # keypoints.json must stay valid JSON
             self.sink(key, draw(image, boxes, keypoints, scores, self.predictor.layout, self.kpt_thr, draw_boxes))
             self.records.append({'image': key, 'persons': person_records(boxes, keypoints, scores)})
         self.pending, self.people = [], 0
@@ -193,19 +219,21 @@ def run_images(paths: List[str], predictor: PosePredictor, boxes_for: Callable[[
     def save(name, drawn):
         out_path = os.path.join(args.output_dir, name)
         if not cv2.imwrite(out_path, drawn):
-            raise OSError(f'cannot write {out_path}; check that --output_dir is writable.')
+            raise NotWritable(f'cannot write {out_path}; check that --output_dir is writable.')
 
     runner = Runner(predictor, args.kpt_thr, save)
     for path in progress(paths, len(paths), 'images'):
-        image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if image is None:
-            message = f'cannot read image {path}: OpenCV cannot decode it (not an image, or a truncated file)'
+        try:
+            image = read_image(path, color_rgb=False)      # BGR, as drawn; a truncated JPEG is refused
+        except UnreadableFile as error:
             if len(paths) == 1:
-                raise ValueError(message + '.')
-            tqdm.write(f'warning: {message}; skipped.', file=sys.stderr)
+                raise
+            tqdm.write(f'warning: {error} Skipped.', file=sys.stderr)
             continue
         name = os.path.basename(path)
-        runner.add(name, image, boxes_for(name))
+        boxes = boxes_for(name)
+        require_inside(boxes, image, path, args)
+        runner.add(name, image, boxes)
     runner.flush()
     return runner.records
 
@@ -213,9 +241,9 @@ def run_images(paths: List[str], predictor: PosePredictor, boxes_for: Callable[[
 def open_video(path: str) -> Tuple[cv2.VideoCapture, float, int]:
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
-        raise ValueError(f'cannot open video {path}: OpenCV (with its FFmpeg build) cannot decode it. Check that the '
-                         'file is complete and plays elsewhere, or re-encode it to H.264 / MPEG-4 '
-                         '(ffmpeg -i in.mkv -c:v libx264 out.mp4), or extract frames to a folder of images.')
+        raise BadValue(f'cannot open video {path}: OpenCV (with its FFmpeg build) cannot decode it. Check that the '
+                       'file is complete and plays elsewhere, or re-encode it to H.264 / MPEG-4 '
+                       '(ffmpeg -i in.mkv -c:v libx264 out.mp4), or extract frames to a folder of images.')
     fps = capture.get(cv2.CAP_PROP_FPS)
     return capture, (fps if fps and fps > 0 else 25.0), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
 
@@ -240,14 +268,16 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
             size = (drawn.shape[1], drawn.shape[0])
             writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
             if not writer.isOpened():
-                raise OSError(f'cannot write {out_path} with the mp4v codec at {size[0]}x{size[1]}; check that '
-                              '--output_dir is writable and that this OpenCV build has FFmpeg.')
+                raise NotWritable(f'cannot write {out_path} with the mp4v codec at {size[0]}x{size[1]}; check that '
+                                  '--output_dir is writable and that this OpenCV build has FFmpeg.')
         writer.write(drawn)
         written += 1
 
     runner = Runner(predictor, args.kpt_thr, save)
     try:
         for index, frame in enumerate(progress(frames(capture), count or None, 'frames')):
+            if index == 0:
+                require_inside(box, frame, path, args)
             runner.add(index, frame, box)
         runner.flush()
     finally:
@@ -255,8 +285,8 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
         if writer is not None:
             writer.release()
     if written == 0:
-        raise ValueError(f'video {path} opened but yielded no frame; it may be empty or its codec unsupported '
-                         '(re-encode it to H.264 / MPEG-4).')
+        raise BadValue(f'video {path} opened but yielded no frame; it may be empty or its codec unsupported '
+                       '(re-encode it to H.264 / MPEG-4).')
     return runner.records, out_path
 
 
@@ -265,14 +295,14 @@ def main(argv=None) -> int:
     set_mkl_cpu_type()
     kind, paths = list_inputs(args.input)
     if kind == 'video' and args.det_file:
-        raise ValueError('--det_file matches images by name; for a video give --bbox x,y,w,h or no box (whole frame).')
+        raise BadValue('--det_file matches images by name; for a video give --bbox x,y,w,h or no box (whole frame).')
     box = parse_bbox(args.bbox) if args.bbox else None
     detections = load_detections(args.det_file, paths, args.det_thr) if args.det_file else None
-    os.makedirs(args.output_dir, exist_ok=True)
+    require_writable_dir(args.output_dir, '--output_dir')
     if kind == 'images' and any(os.path.abspath(os.path.join(args.output_dir, os.path.basename(p))) ==
                                 os.path.abspath(p) for p in paths):
-        raise ValueError(f'--output_dir {args.output_dir} holds the input images, which the drawings would '
-                         'overwrite; choose another --output_dir.')
+        raise BadValue(f'--output_dir {args.output_dir} holds the input images, which the drawings would '
+                       'overwrite; choose another --output_dir.')
 
     backend, (model, data, test) = load_backend(args.backend, args.pretrained_model or args.model_dir, args.device,
                                                 args.threads)
@@ -298,4 +328,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

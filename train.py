@@ -23,6 +23,7 @@ import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 warnings.filterwarnings('ignore', message='When training, we now always track')
+from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
 from lib.utils.threads import add_threads_argument, default_threads, set_mkl_cpu_type, use_cpu_threads  # noqa: E402
 set_mkl_cpu_type()     # before Paddle loads MKL: its AVX2 path on AMD CPUs (lib/utils/threads.py)
 import numpy as np  # noqa: E402
@@ -41,6 +42,7 @@ from lib.utils.checkpoint import remove_stale_temporaries  # noqa: E402
 from lib.utils.device import select_device  # noqa: E402
 from lib.utils.distributed import (any_rank, average_running_statistics, barrier, init_distributed,  # noqa: E402
                                    max_difference_across_ranks)
+from lib.utils.files import require_writable_dir, write_json  # noqa: E402
 from lib.utils.logger import setup_logger  # noqa: E402
 from lib.utils.monitor import RunMonitor  # noqa: E402
 from lib.utils.run_lock import RunLock  # noqa: E402
@@ -59,6 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--resume', help='checkpoint.pdparams (or its run folder) to continue')
     add_threads_argument(p)
     add_config_arguments(p)
+    add_debug_argument(p)
     return p.parse_args(argv)
 
 
@@ -86,6 +89,8 @@ def main(argv=None) -> int:
         return 0
     run_dir = run_dir or new_run_dir(config, args.run_name)
     rank, num_ranks = init_distributed()
+    if rank == 0:
+        require_writable_dir(run_dir, 'the run folder (--output_dir/--run_name)')
     # One run per folder: rank 0 takes the folder's lock before it writes anything there, and drops it on exit.
     with RunLock(run_dir) if rank == 0 else contextlib.nullcontext():
         return run_training(config, checkpoint, run_dir, rank, num_ranks, args.threads)
@@ -97,8 +102,7 @@ def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_r
         leftovers = [path for folder in (run_dir, os.path.join(run_dir, 'best_model'))
                      for path in remove_stale_temporaries(folder)]     # of a run killed while saving
         os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, 'config.json'), 'w') as f:
-            json.dump(to_dict(config), f, indent=2)
+        write_json(os.path.join(run_dir, 'config.json'), to_dict(config))
     logger = setup_logger(os.path.join(run_dir, 'train.log') if is_main else None, quiet=not is_main)
     if is_main and leftovers:
         logger.info('Removed %d temporary file(s) of a run killed while saving: %s', len(leftovers),
@@ -203,4 +207,4 @@ def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_r
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

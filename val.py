@@ -24,6 +24,7 @@ import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
+from lib.utils.errors import BadValue, add_debug_argument, run_cli  # noqa: E402
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type, use_cpu_threads  # first: before Paddle
 from lib.cli import add_config_arguments  # noqa: E402
 from lib.config import (DATASETS, ModelConfig, TestConfig, dump_yaml, find_run_config, image_size_arg,
@@ -31,6 +32,7 @@ from lib.config import (DATASETS, ModelConfig, TestConfig, dump_yaml, find_run_c
 from lib.core.evaluators import build_evaluator, oracle
 from lib.datasets.records import SplitRecords, layout_of, load_split
 from lib.inference.conventions import saved_config_for
+from lib.utils.files import require_writable_dir
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,6 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     coco.add_argument('--oks_thre', type=float, help="OKS-NMS threshold per image (default: the run's, else the "
                       "preset's: 0.9)")
     add_config_arguments(p)
+    add_debug_argument(p)
     args = p.parse_args(argv)
     if args.print_config:
         return args
@@ -112,11 +115,11 @@ def conventions(args):
         model_options(config.model, saved_option_sources(args, saved, config.model))
     dataset = config.data.dataset
     if args.det_file and dataset != 'coco':
-        raise ValueError(f'--det_file applies to COCO only, but the dataset is {dataset}; add --dataset coco.')
+        raise BadValue(f'--det_file applies to COCO only, but the dataset is {dataset}; add --dataset coco.')
     layout = layout_of(dataset)
     if config.model.num_joints != layout.num_joints:
-        raise ValueError(f'the model predicts {config.model.num_joints} joints, but {dataset} has '
-                         f'{layout.num_joints}; evaluate these weights on the dataset they were trained on (--dataset).')
+        raise BadValue(f'the model predicts {config.model.num_joints} joints, but {dataset} has '
+                       f'{layout.num_joints}; evaluate these weights on the dataset they were trained on (--dataset).')
     return config.model, config.data, config.test
 
 
@@ -158,6 +161,7 @@ def main(argv=None) -> int:
     if args.print_config:
         print(dump_yaml({'model': to_dict(model_cfg), 'data': to_dict(data), 'test': to_dict(test)}), end='')
         return 0
+    require_writable_dir(args.output_dir, '--output_dir')      # before the evaluation, not after it
     if args.preds_file:
         evaluator = build_evaluator(data, data.valid_set, [], test)
         name = 'preds_file'
@@ -182,4 +186,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -18,6 +18,7 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 import yaml
 
 from lib.utils.files import read_json
+from lib.utils.errors import BadType, BadValue, MissingFile
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -115,8 +116,8 @@ def parse_image_size(text) -> Tuple[int, int]:
     except ValueError:
         sides = []
     if len(sides) not in (1, 2) or min(sides) <= 0:
-        raise ValueError(f'image size {text!r} is not a side or HEIGHTxWIDTH; use e.g. 256 (square) or 256x192 '
-                         '(256 high, 192 wide, as HRNet names its COCO inputs).')
+        raise BadValue(f'image size {text!r} is not a side or HEIGHTxWIDTH; use e.g. 256 (square) or 256x192 '
+                       '(256 high, 192 wide, as HRNet names its COCO inputs).')
     height, width = (sides[0], sides[0]) if len(sides) == 1 else sides
     return width, height
 
@@ -152,17 +153,17 @@ def read_config_file(path: str) -> dict:
     if path.endswith('.json'):
         return read_json(path, what, expect=dict)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'config file {path} does not exist; expected a YAML file such as '
-                                f'{os.path.join(CONFIG_DIR, "mpii", "hourglass.yaml")}.')
+        raise MissingFile(f'config file {path} does not exist; expected a YAML file such as '
+                          f'{os.path.join(CONFIG_DIR, "mpii", "hourglass.yaml")}.')
     try:
         with open(path) as f:
             values = yaml.safe_load(f)
     except yaml.YAMLError as error:
-        raise ValueError(f'{path} is not valid YAML ({error}); expected {what}.') from None
+        raise BadValue(f'{path} is not valid YAML ({error}); expected {what}.') from None
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise ValueError(f'{path} holds a YAML {type(values).__name__}; expected {what}.')
+        raise BadValue(f'{path} holds a YAML {type(values).__name__}; expected {what}.')
     return values
 
 
@@ -186,7 +187,7 @@ _FlowListDumper.add_representer(
 def preset_names(dataset: str = 'mpii') -> Tuple[str, ...]:
     """The models with a preset file on `dataset`: the choices of --model."""
     if dataset not in DATASETS:
-        raise ValueError(f'unknown dataset {dataset!r}; choose one of {list(DATASETS)}.')
+        raise BadValue(f'unknown dataset {dataset!r}; choose one of {list(DATASETS)}.')
     folder = os.path.join(CONFIG_DIR, dataset)
     return tuple(sorted(name[:-len('.yaml')] for name in os.listdir(folder) if name.endswith('.yaml')))
 
@@ -194,8 +195,8 @@ def preset_names(dataset: str = 'mpii') -> Tuple[str, ...]:
 def preset_path(dataset: str, model: str) -> str:
     names = preset_names(dataset)
     if model not in names:
-        raise ValueError(f'no {dataset} preset for model {model!r}; presets exist for {list(names)} '
-                         f'(files in {os.path.join(CONFIG_DIR, dataset)}).')
+        raise BadValue(f'no {dataset} preset for model {model!r}; presets exist for {list(names)} '
+                       f'(files in {os.path.join(CONFIG_DIR, dataset)}).')
     return os.path.join(CONFIG_DIR, dataset, f'{model}.yaml')
 
 
@@ -231,8 +232,8 @@ def _coerce(value, tp, key: str, source: str):
     received = value
 
     def fail():
-        raise TypeError(f'{key}={received!r} (from {source}) is not {_describe(tp)}; expected {_describe(tp)}, '
-                        f'e.g. {_example(tp)}.')
+        raise BadType(f'{key}={received!r} (from {source}) is not {_describe(tp)}; expected {_describe(tp)}, '
+                      f'e.g. {_example(tp)}.')
     origin = typing.get_origin(tp)
     if origin is tuple:
         args = typing.get_args(tp)
@@ -317,13 +318,13 @@ def _typed(values: dict, source: str, cls=None, prefix: str = '', strict: bool =
             if not strict or (not prefix and name in METADATA_KEYS):
                 continue
             section = f'section {prefix[:-1]}' if prefix else 'the configuration'
-            raise ValueError(f'unknown config key {key!r} (from {source}); {section} has the keys '
-                             f'{[prefix + k for k in types]}. See --print_config for the whole tree.')
+            raise BadValue(f'unknown config key {key!r} (from {source}); {section} has the keys '
+                           f'{[prefix + k for k in types]}. See --print_config for the whole tree.')
         tp = types[name]
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
-                raise TypeError(f'{key} (from {source}) is a section, received {value!r}; set its fields, '
-                                f'e.g. {key}.{dataclasses.fields(tp)[0].name}=...')
+                raise BadType(f'{key} (from {source}) is a section, received {value!r}; set its fields, '
+                              f'e.g. {key}.{dataclasses.fields(tp)[0].name}=...')
             typed[name] = _typed(value, source, tp, key + '.', strict)
         else:
             typed[name] = _coerce(value, tp, key, source)
@@ -343,7 +344,7 @@ def unflatten(flat: Dict[str, object]) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f'config key {key!r} goes through {part!r}, which is not a section.')
+                raise BadValue(f'config key {key!r} goes through {part!r}, which is not a section.')
         node[parts[-1]] = value
     return tree
 
@@ -354,8 +355,8 @@ def parse_sets(items: Iterable[str]) -> dict:
     for item in items:
         key, sep, value = item.partition('=')
         if not sep or not key.strip():
-            raise ValueError(f'--set {item!r} is not key=value; expected e.g. --set data.sigma=3 lr=5e-4 '
-                             f'(keys: {", ".join(valid_keys())}).')
+            raise BadValue(f'--set {item!r} is not key=value; expected e.g. --set data.sigma=3 lr=5e-4 '
+                           f'(keys: {", ".join(valid_keys())}).')
         flat[key.strip()] = value
     return unflatten(flat)
 
@@ -433,9 +434,9 @@ def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Option
     data, model = merged.get('data', {}), merged.get('model', {})
     dataset, name = data.get('dataset', 'mpii'), model.get('name', 'hourglass')
     if dataset in DATASETS and name not in preset_names(dataset):
-        raise ValueError(f'no {dataset} preset for model {name!r}; presets exist for {list(preset_names(dataset))} '
-                         f'(files in {os.path.join(CONFIG_DIR, dataset)}). model.name came from '
-                         f'{_source_of("model.name", layers, sources)}: fix it there, or pass --model.')
+        raise BadValue(f'no {dataset} preset for model {name!r}; presets exist for {list(preset_names(dataset))} '
+                       f'(files in {os.path.join(CONFIG_DIR, dataset)}). model.name came from '
+                       f'{_source_of("model.name", layers, sources)}: fix it there, or pass --model.')
     preset = load_preset(dataset, name, data.get('input_wh'))
     config = _apply(preset, merged)
     check_values(config, lambda key: _source_of(key, layers, sources, preset_path(dataset, name)))
@@ -494,6 +495,7 @@ VALUE_RULES = {
     'max_iters': ('an integer >= 0 (0 = no limit)', lambda v: v >= 0),
     'eval_every': ('an integer >= 1', lambda v: v >= 1),
     'log_every': ('an integer >= 1', lambda v: v >= 1),
+    'log_seconds': ('a finite number >= 0 (seconds; 0: a line at every iteration)', lambda v: _finite(v) and v >= 0),
 }
 
 
@@ -505,8 +507,8 @@ def check_values(config: 'TrainConfig', source_of=lambda key: 'the configuration
         for part in key.split('.'):
             value = getattr(value, part)
         if not test(value):
-            raise ValueError(f'{key}={list(value) if isinstance(value, tuple) else value!r} (from {source_of(key)}) '
-                             f'is out of range; expected {expected}. Change it there, or with --set {key}=<value>.')
+            raise BadValue(f'{key}={list(value) if isinstance(value, tuple) else value!r} (from {source_of(key)}) '
+                           f'is out of range; expected {expected}. Change it there, or with --set {key}=<value>.')
 
 
 def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',

@@ -167,6 +167,25 @@ def test_detection_file_errors(tmp_path):
         load_detection_boxes(str(garbled), gt, 'val2017', INPUT_WH, 0.0)
 
 
+@pytest.mark.parametrize('field, value, message', [
+    ('score', 'high', "score 'high' is not a number in \\[0, 1\\]"),
+    ('score', float('nan'), 'score nan is not a number'),
+    ('bbox', [1, 2, 'w', 4], "bbox \\[1, 2, 'w', 4\\] is not 4 finite numbers"),
+    ('bbox', [1, 2, -3, 4], 'negative or zero size'),
+    ('bbox', [5000, 10, 30, 40], 'lies outside its image 785'),
+    ('image_id', '785', "image_id '785' is not an integer"),
+    ('category_id', 'person', "category_id 'person' is not an integer"),
+])
+def test_detection_fields_are_checked(tmp_path, field, value, message):
+    gt = require(TEST_COCO_JSON)
+    det = {'image_id': 785, 'category_id': 1, 'bbox': [10, 20, 30, 40], 'score': 0.9}
+    det[field] = value
+    path = tmp_path / 'dets.json'
+    path.write_text(json.dumps([det]))
+    with pytest.raises(ValueError, match=f'dets.json: box 0 is malformed: {message}|dets.json: box 0 .*{message}'):
+        load_detection_boxes(str(path), gt, 'val2017', INPUT_WH, 0.0)
+
+
 def test_missing_pycocotools_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, 'pycocotools', None)
     monkeypatch.setitem(sys.modules, 'pycocotools.coco', None)

@@ -95,4 +95,4 @@ def test_script_only_flags_are_checked(capsys):
     assert '--workers must be 0 (load in the main process) or more; received -1' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         infer.parse_args(['--input', 'x.jpg', '--pretrained_model', 'w.pdparams', '--det_thr', 'nan'])
-    assert '--det_thr must be a finite score threshold, e.g. 0.5; received nan' in capsys.readouterr().err
+    assert '--det_thr must be a score threshold in [0, 1], e.g. 0.5; received nan' in capsys.readouterr().err

@@ -13,6 +13,7 @@ import infer
 from lib.config import IMAGENET_MEAN, IMAGENET_STD, preset_config, to_dict
 from lib.datasets.heatmaps import generate_target
 from lib.datasets.skeletons import COCO, MPII, layout_for
+from lib.utils.errors import UnreadableFile
 from lib.datasets.transforms import PIXEL_STD, affine_transform_points, get_affine_transform
 from lib.inference.backends import load_backend
 from lib.inference.conventions import conventions_for_model_dir, conventions_for_weights, conventions_from_config
@@ -304,7 +305,7 @@ def test_input_errors(tiny_weights, mpii_images, tmp_path, capsys):
         run('--input', tmp_path / 'nothing.jpg')
     broken = tmp_path / 'broken.jpg'
     broken.write_bytes(b'not a jpeg')
-    with pytest.raises(ValueError, match='cannot read image .*broken.jpg'):
+    with pytest.raises(UnreadableFile, match='cannot read image .*broken.jpg: OpenCV cannot decode it'):
         run('--input', broken)
     empty = tmp_path / 'empty'
     empty.mkdir()

@@ -17,6 +17,7 @@ warnings.filterwarnings('ignore', message='No ccache found')
 
 import numpy as np  # noqa: E402
 
+from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
 from lib.config import preset_names, resolve_config  # noqa: E402
 from lib.datasets.loaders import build_dataset  # noqa: E402
 from lib.utils.debug_images import save_batch_debug  # noqa: E402
@@ -34,6 +35,7 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no_augmentation', action='store_true', help='the validation crops instead')
     p.add_argument('--output_dir', default='output/browse')
+    add_debug_argument(p)
     return p.parse_args(argv)
 
 
@@ -52,4 +54,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -46,6 +46,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in the report
 
+from lib.utils.errors import BadValue, MissingFile, MissingPackage, add_debug_argument, run_cli  # noqa: E402
 from lib.convert import CONVERTERS, Conversion, convert_state  # noqa: E402
 
 # princeton-vl's Trainer.model, and DataParallel's module (princeton-vl; HRNet's checkpoint.pth)
@@ -60,6 +61,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    'PaddlePose model.pdparams, a Fluid persistables directory, a TF checkpoint prefix')
     p.add_argument('--output', help='.pdparams to write; config.json goes beside it')
     p.add_argument('--list', action='store_true', help='print the source keys and shapes, then exit')
+    add_debug_argument(p)
     args = p.parse_args(argv)
     if not args.list and not args.output:
         p.error('give --output (the .pdparams to write) or --list')
@@ -72,37 +74,37 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def load_torch_checkpoint(path: str):
     """torch.load with weights_only=True: tensors and plain containers only, no pickled code."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'source checkpoint not found: {path}. Pass the downloaded file, e.g. '
-                                'princeton-vl\'s checkpoint.pt.')
+        raise MissingFile(f'source checkpoint not found: {path}. Pass the downloaded file, e.g. '
+                          'princeton-vl\'s checkpoint.pt.')
     try:
         import torch
     except ImportError:
-        raise ImportError('torch is needed only for conversion: pip install torch '
-                          '(the CPU build is enough; training and evaluation do not need it).') from None
+        raise MissingPackage('torch is needed only for conversion: pip install torch '
+                             '(the CPU build is enough; training and evaluation do not need it).') from None
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:
-        raise ValueError(f'cannot read {path} with torch.load(weights_only=True) ({type(error).__name__}: '
-                         f'{error}). Expected a PyTorch checkpoint holding tensors and plain containers; a file '
-                         'that needs arbitrary pickled objects is refused for safety: re-save just its state_dict '
-                         'with torch.save in the environment that made it.') from None
+        raise BadValue(f'cannot read {path} with torch.load(weights_only=True) ({type(error).__name__}: '
+                       f'{error}). Expected a PyTorch checkpoint holding tensors and plain containers; a file '
+                       'that needs arbitrary pickled objects is refused for safety: re-save just its state_dict '
+                       'with torch.save in the environment that made it.') from None
 
 
 def find_state_dict(checkpoint, path: str) -> Tuple[Dict[str, object], str]:
     """The state dict inside a checkpoint ({'state_dict': ...} or bare), with the wrapper prefixes
     every key shares removed. Returns (state, removed prefix)."""
     if not isinstance(checkpoint, dict):
-        raise ValueError(f'{path} holds a {type(checkpoint).__name__}; expected a dict (a state dict, or a '
-                         'checkpoint with a \'state_dict\' entry).')
+        raise BadValue(f'{path} holds a {type(checkpoint).__name__}; expected a dict (a state dict, or a '
+                       'checkpoint with a \'state_dict\' entry).')
     state = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state, dict) or not state:
-        raise ValueError(f'{path}: no state dict found; received top-level keys {sorted(map(str, checkpoint))[:10]}, '
-                         'expected \'state_dict\' or parameter names.')
+        raise BadValue(f'{path}: no state dict found; received top-level keys {sorted(map(str, checkpoint))[:10]}, '
+                       'expected \'state_dict\' or parameter names.')
     not_tensors = [k for k, v in state.items() if not hasattr(v, 'shape')]
     if not_tensors:
-        raise ValueError(f'{path}: entries {not_tensors[:5]} are not tensors (top-level keys: '
-                         f'{sorted(map(str, checkpoint))[:10]}); expected a checkpoint with a \'state_dict\' entry '
-                         'or a bare state dict of parameter name -> tensor.')
+        raise BadValue(f'{path}: entries {not_tensors[:5]} are not tensors (top-level keys: '
+                       f'{sorted(map(str, checkpoint))[:10]}); expected a checkpoint with a \'state_dict\' entry '
+                       'or a bare state dict of parameter name -> tensor.')
     removed = ''
     while True:
         prefix = next((p for p in WRAPPER_PREFIXES if all(k.startswith(p) for k in state)), None)
@@ -160,9 +162,9 @@ def check_config_slot(config_path: str, output: str) -> None:
     owner = existing.get('converted_from', {}).get('weights')
     if owner != os.path.basename(output):
         described = f'converted weights {owner!r}' if owner else 'a training run (train.py)'
-        raise ValueError(f'{config_path} already describes {described}; writing {os.path.basename(output)} there '
-                         'would give both the same config. Choose an empty folder for --output, e.g. '
-                         'weights/princeton_hg8/model.pdparams.')
+        raise BadValue(f'{config_path} already describes {described}; writing {os.path.basename(output)} there '
+                       'would give both the same config. Choose an empty folder for --output, e.g. '
+                       'weights/princeton_hg8/model.pdparams.')
 
 
 def print_keys(state: Dict[str, object], removed: str) -> None:
@@ -232,4 +234,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

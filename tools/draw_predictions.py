@@ -18,10 +18,12 @@ warnings.filterwarnings('ignore', message='No ccache found')
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
 from lib.datasets.mpii import load_mpii_annotations  # noqa: E402
 from lib.datasets.pose_dataset import read_image  # noqa: E402
 from lib.datasets.skeletons import MPII  # noqa: E402
 from lib.datasets.transforms import affine_transform_points, crop_image  # noqa: E402
+from lib.utils.files import require_writable_dir  # noqa: E402
 from lib.utils.vis import draw_skeleton, image_grid  # noqa: E402
 
 TILE = 192
@@ -35,7 +37,12 @@ def parse_args(argv=None):
     p.add_argument('--num', type=int, default=8, help='people to draw (the first N of the annotation file)')
     p.add_argument('--columns', type=int, default=4)
     p.add_argument('--output', required=True, help='.jpg or .png to write')
-    return p.parse_args(argv)
+    add_debug_argument(p)
+    args = p.parse_args(argv)
+    for name in ('num', 'columns'):
+        if getattr(args, name) < 1:
+            p.error(f'--{name} must be at least 1; received {getattr(args, name)}')
+    return args
 
 
 def predict_joints(args, count: int) -> np.ndarray:
@@ -62,10 +69,10 @@ def main(argv=None) -> None:
         image = read_image(os.path.join(args.dataset_root, 'images', record['image']), color_rgb=False)
         crop, matrix = crop_image(image, record['center'], record['scale'], 0, (TILE, TILE))
         tiles.append(draw_skeleton(crop, affine_transform_points(points, matrix), MPII, shown))
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    require_writable_dir(os.path.dirname(os.path.abspath(args.output)), '--output')
     cv2.imwrite(args.output, image_grid(tiles, args.columns))
     print(f'wrote {args.output} ({len(tiles)} people)')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -12,6 +12,7 @@ from typing import List, Optional
 # Python puts tools/ (this file's folder), not the cwd, on sys.path; add the repo root so `lib` imports.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
 from lib.datasets.synthetic import make_synthetic_mpii  # noqa: E402
 
 
@@ -21,6 +22,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num_train', type=int, default=1000, help='number of training images')
     parser.add_argument('--num_valid', type=int, default=200, help='number of validation images')
     parser.add_argument('--seed', type=int, default=0, help='same seed -> byte-identical output')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -33,4 +35,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

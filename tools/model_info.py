@@ -17,7 +17,8 @@ from typing import List, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings('ignore', message='No ccache found')   # printed by `import paddle` on CPU builds
 
-from lib.models import MODELS, build_model  # noqa: E402
+from lib.utils.errors import BadValue, add_debug_argument, run_cli  # noqa: E402
+from lib.models import MODELS, build_model, check_input_size  # noqa: E402
 from lib.utils.complexity import count_macs, count_parameters  # noqa: E402
 
 
@@ -29,6 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num_features', type=int, help="feature width of the 'hourglass' model")
     parser.add_argument('--image_size', type=int, required=True, help='input width W (and height unless given)')
     parser.add_argument('--image_height', type=int, help='input height H when it differs from the width')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -36,14 +38,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     options = {key: getattr(args, key) for key in ('num_stacks', 'num_features') if getattr(args, key) is not None}
     if options and args.model != 'hourglass':
-        raise SystemExit(f'error: --num_stacks/--num_features are options of the model "hourglass"; received '
-                         f'{options} for {args.model!r}. Fix: drop them (hourglass52/104 have 1/2 stacks).')
+        raise BadValue(f'--num_stacks/--num_features are options of the model "hourglass"; received {options} for '
+                       f'{args.model!r}. Fix: drop them (hourglass52/104 have 1/2 stacks).')
     input_wh = [args.image_size, args.image_height or args.image_size]
+    check_input_size(args.model, input_wh)
     model = build_model(args.model, num_joints=args.num_joints, **options)
-    try:
-        macs = count_macs(model, input_wh)
-    except ValueError as error:   # e.g. an input size the model cannot take; the message says the fix
-        raise SystemExit(f'error: {error}') from None
+    macs = count_macs(model, input_wh)
     info = {'model': args.model, 'input_wh': input_wh, 'params': count_parameters(model),
             'gmacs': round(macs / 1e9, 3)}
     print(json.dumps(info))
@@ -51,4 +51,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -17,6 +17,7 @@ import numpy as np
 from lib.convert import (fluid_pose_resnet, hrnet_pose_resnet, mmpose_hourglass, mmpose_pose_resnet,
                          paddlepose_hourglass, princeton_hourglass, tf_simplehumanpose, torchvision_resnet)
 from lib.convert.common import State, listing
+from lib.utils.errors import BadValue
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Conversion:
 
 def get_converter(fmt: str) -> Converter:
     if fmt not in CONVERTERS:
-        raise ValueError(f'unknown source format {fmt!r}; choose one of {sorted(CONVERTERS)}.')
+        raise BadValue(f'unknown source format {fmt!r}; choose one of {sorted(CONVERTERS)}.')
     return CONVERTERS[fmt]
 
 
@@ -102,9 +103,9 @@ def map_state(fmt: str, source: State, source_name: str) -> Tuple[State, Set[str
         raise RuntimeError(f'converter {fmt!r} both uses and drops {listing(used & set(dropped))}; fix its key map.')
     leftover = set(source) - used - set(dropped)
     if leftover:
-        raise ValueError(f'{source_name}: {len(leftover)} source keys are not used by the {fmt!r} conversion and not '
-                         f'known to be unused: {listing(leftover)}. Expected only the keys of the reference model; '
-                         'pass the unmodified checkpoint, or extend lib/convert if the source model really has them.')
+        raise BadValue(f'{source_name}: {len(leftover)} source keys are not used by the {fmt!r} conversion and not '
+                       f'known to be unused: {listing(leftover)}. Expected only the keys of the reference model; '
+                       'pass the unmodified checkpoint, or extend lib/convert if the source model really has them.')
     return target, used, dropped
 
 

@@ -10,6 +10,7 @@ from typing import Dict, List, Set, Tuple
 import numpy as np
 
 from lib import config
+from lib.utils.errors import BadValue
 
 State = Dict[str, np.ndarray]
 Shape = Tuple[int, ...]
@@ -55,8 +56,8 @@ def listing(keys, limit: int = 8) -> str:
 def require(state: State, key: str, what: str) -> np.ndarray:
     """state[key], or a ValueError saying which file layout was expected."""
     if key not in state:
-        raise ValueError(f'not {what}: key {key!r} is missing (received {len(state)} keys, like '
-                         f'{listing(list(state)[:5], 5)}). Pass the unmodified checkpoint of that model.')
+        raise BadValue(f'not {what}: key {key!r} is missing (received {len(state)} keys, like '
+                       f'{listing(list(state)[:5], 5)}). Pass the unmodified checkpoint of that model.')
     return state[key]
 
 
@@ -71,14 +72,14 @@ def apply_key_map(state: State, mapping: KeyMap, what: str) -> Tuple[State, Set[
     Returns (target state as float32 arrays, source keys used)."""
     missing = [k for k in mapping if k not in state]
     if missing:
-        raise ValueError(f'the source lacks {len(missing)} tensors that {what} has: {listing(missing)}. '
-                         'The checkpoint is truncated or comes from a modified model.')
+        raise BadValue(f'the source lacks {len(missing)} tensors that {what} has: {listing(missing)}. '
+                       'The checkpoint is truncated or comes from a modified model.')
     wrong = [f'{src} -> {tgt}: received {tuple(state[src].shape)}, expected {shape}'
              for src, (tgt, shape) in mapping.items() if tuple(state[src].shape) != shape]
     if wrong:
-        raise ValueError(f'{len(wrong)} source tensors do not have the shape {what} gives them: '
-                         f'{"; ".join(wrong[:8])}{" ..." if len(wrong) > 8 else ""}. The checkpoint comes from '
-                         'a modified model; convert the unmodified reference model.')
+        raise BadValue(f'{len(wrong)} source tensors do not have the shape {what} gives them: '
+                       f'{"; ".join(wrong[:8])}{" ..." if len(wrong) > 8 else ""}. The checkpoint comes from '
+                       'a modified model; convert the unmodified reference model.')
     return {tgt: np.asarray(state[src], dtype=np.float32) for src, (tgt, _) in mapping.items()}, set(mapping)
 
 
@@ -89,8 +90,8 @@ def check_dropped_shapes(state: State, mapping: KeyMap, why: str) -> Dict[str, s
         if key not in state:
             continue
         if tuple(state[key].shape) != shape:
-            raise ValueError(f'{key}: received shape {tuple(state[key].shape)}, expected {shape} ({why}). The '
-                             'checkpoint comes from a modified model; convert the unmodified reference model.')
+            raise BadValue(f'{key}: received shape {tuple(state[key].shape)}, expected {shape} ({why}). The '
+                           'checkpoint comes from a modified model; convert the unmodified reference model.')
         dropped[key] = why
     return dropped
 
@@ -100,9 +101,9 @@ def mmpose_head_prefix(state: State) -> str:
     found = [p for p in MMPOSE_HEADS if any(k.startswith(p) for k in state)]
     if len(found) != 1 or not any(k.startswith(MMPOSE_BACKBONE) for k in state):
         tops = sorted({k.split('.')[0] + '.' for k in state})
-        raise ValueError(f'not an MMPose top-down checkpoint: its keys start with {tops}; expected '
-                         f'{MMPOSE_BACKBONE!r} and one of {list(MMPOSE_HEADS)} (0.x TopDown / 1.x '
-                         'TopdownPoseEstimator). Pass the .pth from the MMPose model zoo unmodified.')
+        raise BadValue(f'not an MMPose top-down checkpoint: its keys start with {tops}; expected '
+                       f'{MMPOSE_BACKBONE!r} and one of {list(MMPOSE_HEADS)} (0.x TopDown / 1.x '
+                       'TopdownPoseEstimator). Pass the .pth from the MMPose model zoo unmodified.')
     return found[0]
 
 

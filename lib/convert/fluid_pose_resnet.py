@@ -34,6 +34,7 @@ import numpy as np
 
 from lib.convert import resnet_maps
 from lib.convert.common import IMAGENET_MEAN, IMAGENET_STD, KeyMap, State, apply_key_map
+from lib.utils.errors import BadValue, MissingFile
 
 WHAT = 'a Fluid SimpleBaselines (PaddleCV human_pose_estimation pose_resnet) persistables directory'
 OPTIMIZER_REASON = 'optimizer state (Adam moments / beta powers, learning rate): not part of the model'
@@ -58,7 +59,7 @@ def _varint(buf: bytes, pos: int) -> Tuple[int, int]:
     value, shift = 0, 0
     while True:
         if pos >= len(buf):
-            raise ValueError('truncated protobuf varint')
+            raise BadValue('truncated protobuf varint')
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -96,9 +97,9 @@ def parse_tensor_desc(desc: bytes) -> Tuple[int, List[int]]:
         elif wire == 5:
             pos += 4
         else:
-            raise ValueError(f'unsupported protobuf wire type {wire}')
+            raise BadValue(f'unsupported protobuf wire type {wire}')
     if dtype is None:
-        raise ValueError('TensorDesc without data_type')
+        raise BadValue('TensorDesc without data_type')
     return dtype, dims
 
 
@@ -147,12 +148,12 @@ def is_persistables_dir(path: str) -> bool:
 def read_persistables(path: str) -> State:
     """{variable name: array} of every regular file in the directory (hidden files and *.pdmodel aside)."""
     if not os.path.isdir(path):
-        raise FileNotFoundError(f'{path} is not a directory; expected {WHAT} (the folder of a '
-                                'pose-resnet50-*.tar.gz, holding conv2d_0.w_0, batch_norm_0.w_0, ...).')
+        raise MissingFile(f'{path} is not a directory; expected {WHAT} (the folder of a '
+                          'pose-resnet50-*.tar.gz, holding conv2d_0.w_0, batch_norm_0.w_0, ...).')
     names = sorted(n for n in os.listdir(path) if os.path.isfile(os.path.join(path, n)) and not n.startswith('.')
                    and not n.endswith(('.pdmodel', '.json', '.txt', '.md')) and n != '__model__')
     if not names:
-        raise ValueError(f'{path} holds no variable files; expected {WHAT}.')
+        raise BadValue(f'{path} holds no variable files; expected {WHAT}.')
     return {name: read_lod_tensor(os.path.join(path, name)) for name in names}
 
 
@@ -167,9 +168,9 @@ def _depth(state: State) -> int:
     for depth, (bottleneck, blocks) in resnet_maps.RESNETS.items():
         if bottleneck and count == 1 + 3 * sum(blocks) + 4 + 1:
             return depth
-    raise ValueError(f'{WHAT}: {count} conv2d_k.w_0 variables, which fits no ResNet-50/101/152 pose_resnet '
-                     '(55, 106 or 157 expected: the stem, 3 per bottleneck, 4 shortcuts, the final conv). Pass '
-                     'the unmodified directory of the tarball.')
+    raise BadValue(f'{WHAT}: {count} conv2d_k.w_0 variables, which fits no ResNet-50/101/152 pose_resnet '
+                   '(55, 106 or 157 expected: the stem, 3 per bottleneck, 4 shortcuts, the final conv). Pass '
+                   'the unmodified directory of the tarball.')
 
 
 def key_map(depth: int, num_joints: int) -> KeyMap:
@@ -207,8 +208,8 @@ def _layout(state: State) -> Tuple[int, int]:
     depth = _depth(state)
     final = f'conv2d_{_conv_count(state) - 1}.w_0'
     if final not in state:
-        raise ValueError(f'{WHAT}: the final conv {final} is missing (conv2d_k are not numbered 0..'
-                         f'{_conv_count(state) - 1}). Pass the unmodified directory.')
+        raise BadValue(f'{WHAT}: the final conv {final} is missing (conv2d_k are not numbered 0..'
+                       f'{_conv_count(state) - 1}). Pass the unmodified directory.')
     return depth, int(state[final].shape[0])
 
 

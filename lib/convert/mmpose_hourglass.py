@@ -27,6 +27,7 @@ from typing import Dict, Sequence, Set, Tuple
 from lib.convert.common import (MMPOSE_BACKBONE, KeyMap, State, apply_key_map, bn, bn_counters,
                                 check_dropped_shapes, conv, heatmap_conventions, indices, mmpose_head_prefix,
                                 non_default, require)
+from lib.utils.errors import BadValue
 
 WHAT = 'an MMPose HourglassNet + CPMHead (hourglass52/104) state dict'
 MODEL_NAMES = {1: 'hourglass52', 2: 'hourglass104'}
@@ -104,8 +105,8 @@ def _layout(state: State) -> Dict[str, object]:
     head = mmpose_head_prefix(state)
     stacks = indices(state, f'{MMPOSE_BACKBONE}hourglass_modules.')
     if stacks != list(range(len(stacks))) or len(stacks) not in MODEL_NAMES:
-        raise ValueError(f'{WHAT}: backbone.hourglass_modules.<i> numbers stacks {stacks}; our hourglass52 / '
-                         'hourglass104 have 1 / 2 stacks. Convert an MMPose hourglass52 or hourglass104 checkpoint.')
+        raise BadValue(f'{WHAT}: backbone.hourglass_modules.<i> numbers stacks {stacks}; our hourglass52 / '
+                       'hourglass104 have 1 / 2 stacks. Convert an MMPose hourglass52 or hourglass104 checkpoint.')
     first = f'{MMPOSE_BACKBONE}hourglass_modules.0'
     depth = max(k[len(first):].split('.').count('low2') for k in state if k.startswith(first + '.'))
     levels = [first + '.low2' * level for level in range(depth + 1)]   # the last one is the bottom ResLayer

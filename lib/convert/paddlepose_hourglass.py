@@ -23,6 +23,7 @@ from typing import Dict, Set, Tuple
 
 from lib.convert import mmpose_hourglass
 from lib.convert.common import IMAGENET_MEAN, IMAGENET_STD, State
+from lib.utils.errors import BadValue
 
 WHAT = 'a txyugood/PaddlePose hourglass52 state dict (ConvBNLayer names: ._conv / ._batch_norm)'
 # Paddle BatchNorm2D -> PyTorch BatchNorm2d names (mmpose_hourglass reads the latter).
@@ -78,13 +79,13 @@ def _renamed(state: State) -> Tuple[State, Dict[str, str]]:
     """(state under MMPose names, MMPose name -> PaddlePose name)."""
     if not is_paddlepose(state):
         tops = sorted({k.split('.')[0] for k in state})
-        raise ValueError(f'not {WHAT}: received keys under {tops}, like {sorted(state)[:3]}; expected '
-                         "'backbone.hourglass_modules.*' and 'keypoint_head.multi_final_layers.*' with ._conv / "
-                         '._batch_norm sublayers. Pass output/<size>_best_model/model.pdparams of PaddlePose.')
+        raise BadValue(f'not {WHAT}: received keys under {tops}, like {sorted(state)[:3]}; expected '
+                       "'backbone.hourglass_modules.*' and 'keypoint_head.multi_final_layers.*' with ._conv / "
+                       '._batch_norm sublayers. Pass output/<size>_best_model/model.pdparams of PaddlePose.')
     back = {mmpose_name(k): k for k in state}
     if len(back) != len(state):
-        raise ValueError(f'{WHAT}: two keys map to the same MMPose name; the file is not an unmodified '
-                         'PaddlePose state dict.')
+        raise BadValue(f'{WHAT}: two keys map to the same MMPose name; the file is not an unmodified '
+                       'PaddlePose state dict.')
     return {m: state[k] for m, k in back.items()}, back
 
 

@@ -28,6 +28,7 @@ from typing import Dict, List, Set, Tuple
 import numpy as np
 
 from lib.convert.common import BN_TENSORS, COUNTER_REASON, State, apply_key_map
+from lib.utils.errors import BadValue
 
 DEPTH = 4           # PoseNet builds Hourglass(4, inp_dim) whatever its config says
 STEM_WIDTH = 128    # PoseNet's stem is Residual(64, 128) ... Residual(128, inp_dim), fixed
@@ -128,9 +129,9 @@ def key_map(num_stacks: int, num_features: int, num_joints: int) -> Dict[str, Tu
 def _require(state: State, key: str) -> np.ndarray:
     if key not in state:
         sample = ', '.join(sorted(state)[:5]) or 'none'
-        raise ValueError(f'not a princeton-vl PoseNet state dict: key {key!r} is missing (received keys like '
-                         f'{sample}; {len(state)} in all). Expected the \'state_dict\' of the checkpoint.pt '
-                         'written by princeton-vl/pytorch_stacked_hourglass train.py.')
+        raise BadValue(f'not a princeton-vl PoseNet state dict: key {key!r} is missing (received keys like '
+                       f'{sample}; {len(state)} in all). Expected the \'state_dict\' of the checkpoint.pt '
+                       'written by princeton-vl/pytorch_stacked_hourglass train.py.')
     return state[key]
 
 
@@ -138,20 +139,20 @@ def model_spec(state: State) -> Tuple[str, Dict[str, int]]:
     """Our model name and builder kwargs for the PoseNet these weights come from."""
     stacks = sorted({int(m.group(1)) for k in state for m in [re.match(r'hgs\.(\d+)\.', k)] if m})
     if not stacks or stacks != list(range(len(stacks))):
-        raise ValueError(f'princeton-vl PoseNet keys hgs.<i>.* should number the stacks 0..S-1; received stack '
-                         f'indices {stacks}. Pass the whole, unmodified state_dict of the checkpoint.')
+        raise BadValue(f'princeton-vl PoseNet keys hgs.<i>.* should number the stacks 0..S-1; received stack '
+                       f'indices {stacks}. Pass the whole, unmodified state_dict of the checkpoint.')
     num_features = int(_require(state, 'pre.4.conv3.conv.weight').shape[0])
     num_joints = int(_require(state, 'outs.0.conv.weight').shape[0])
     stem = int(_require(state, 'pre.1.conv3.conv.weight').shape[0])
     depth = max((k.split('.').count('low2') for k in state if k.startswith('hgs.0.0.')), default=0)
     if depth != DEPTH:
-        raise ValueError(f'the source hourglass has depth {depth} (nested low2 modules); our hourglass builder '
-                         f'has depth {DEPTH}, as princeton-vl\'s PoseNet. Only depth-{DEPTH} checkpoints convert.')
+        raise BadValue(f'the source hourglass has depth {depth} (nested low2 modules); our hourglass builder '
+                       f'has depth {DEPTH}, as princeton-vl\'s PoseNet. Only depth-{DEPTH} checkpoints convert.')
     if stem != STEM_WIDTH or num_features // 2 != STEM_WIDTH:
-        raise ValueError(f'the source stem is {stem} channels wide with inp_dim {num_features}; our hourglass '
-                         f'makes its stem num_features // 2 wide, so it can hold princeton-vl\'s fixed '
-                         f'{STEM_WIDTH}-channel stem only for inp_dim = {2 * STEM_WIDTH} (the published 2- and '
-                         '8-stack checkpoints). Convert a checkpoint trained with inp_dim 256.')
+        raise BadValue(f'the source stem is {stem} channels wide with inp_dim {num_features}; our hourglass '
+                       f'makes its stem num_features // 2 wide, so it can hold princeton-vl\'s fixed '
+                       f'{STEM_WIDTH}-channel stem only for inp_dim = {2 * STEM_WIDTH} (the published 2- and '
+                       '8-stack checkpoints). Convert a checkpoint trained with inp_dim 256.')
     return 'hourglass', {'num_stacks': len(stacks), 'num_features': num_features, 'num_joints': num_joints}
 
 
@@ -166,9 +167,9 @@ def dropped_unused(state: State) -> Dict[str, str]:
             if key not in state:
                 continue
             if tuple(state[key].shape) != shape:
-                raise ValueError(f'{key}: received shape {tuple(state[key].shape)}, expected {shape} (the unused '
-                                 'skip conv of a Residual with in == out). The checkpoint comes from a modified '
-                                 'PoseNet; convert the unmodified reference model.')
+                raise BadValue(f'{key}: received shape {tuple(state[key].shape)}, expected {shape} (the unused '
+                               'skip conv of a Residual with in == out). The checkpoint comes from a modified '
+                               'PoseNet; convert the unmodified reference model.')
             dropped[key] = 'unused skip_layer (Residual with in == out never calls it; SPEC F.1)'
     for layer in structure.layers:
         key = f'{layer.source}.num_batches_tracked'

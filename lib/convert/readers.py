@@ -13,6 +13,7 @@ import numpy as np
 
 from lib.convert import fluid_pose_resnet, tf_simplehumanpose
 from lib.convert.common import State
+from lib.utils.errors import BadValue
 
 READERS = ('pdparams', 'fluid', 'tf')
 # paddle.save's table of structured -> parameter names; load_file drops it as paddle.load does.
@@ -30,8 +31,8 @@ def read_pdparams(path: str) -> State:
     state = {k: v for k, v in state.items() if k != PADDLE_NAME_TABLE}
     bad = [k for k, v in state.items() if not hasattr(v, 'shape')]
     if bad:
-        raise ValueError(f'{path}: entries {bad[:5]} are not tensors; expected a Paddle state dict '
-                         '(parameter name -> tensor), as paddle.save(model.state_dict(), ...) writes.')
+        raise BadValue(f'{path}: entries {bad[:5]} are not tensors; expected a Paddle state dict '
+                       '(parameter name -> tensor), as paddle.save(model.state_dict(), ...) writes.')
     return as_numpy(state)
 
 
@@ -42,5 +43,5 @@ def read_source(reader: str, path: str) -> State:
         return fluid_pose_resnet.read_persistables(path)
     if reader == 'tf':
         return tf_simplehumanpose.read_checkpoint(path)
-    raise ValueError(f'unknown source reader {reader!r}; expected one of {READERS} (torch files are read by '
-                     'tools/convert_weights.py).')
+    raise BadValue(f'unknown source reader {reader!r}; expected one of {READERS} (torch files are read by '
+                   'tools/convert_weights.py).')

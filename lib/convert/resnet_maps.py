@@ -13,6 +13,7 @@ from typing import Dict, Tuple
 
 from lib.convert.common import KeyMap, State, apply_key_map, bn, bn_counters, conv, indices, non_default, require
 from lib.models.pose_resnet import RESNETS  # the model's own table: converters depend on models, not back
+from lib.utils.errors import BadValue
 DECONV_DEFAULTS = {'deconv_filters': (256, 256, 256), 'deconv_kernels': (4, 4, 4)}
 NUM_DECONVS = 3   # pose_resnet's head: three x2 deconvolutions, 1/32 -> 1/4
 
@@ -26,9 +27,9 @@ def resnet_depth(state: State, prefix: str, what: str) -> int:
     for depth, spec in RESNETS.items():
         if spec == (bottleneck, blocks):
             return depth
-    raise ValueError(f'{what}: the backbone has {"Bottleneck" if bottleneck else "BasicBlock"} blocks {blocks} '
-                     f'per stage, which is no ResNet depth we build; expected one of '
-                     f'{ {d: s[1] for d, s in RESNETS.items()} }. Pass an unmodified ResNet-18/34/50/101/152 file.')
+    raise BadValue(f'{what}: the backbone has {"Bottleneck" if bottleneck else "BasicBlock"} blocks {blocks} '
+                   f'per stage, which is no ResNet depth we build; expected one of '
+                   f'{ {d: s[1] for d, s in RESNETS.items()} }. Pass an unmodified ResNet-18/34/50/101/152 file.')
 
 
 def backbone_map(depth: int, prefix: str = '') -> KeyMap:
@@ -61,9 +62,9 @@ def head_options(state: State, prefix: str, what: str) -> Dict[str, object]:
     deconvs = [require(state, f'{prefix}deconv_layers.{3 * i}.weight', what).shape for i in range(NUM_DECONVS)]
     extra = [i for i in indices(state, f'{prefix}deconv_layers.') if i >= 3 * NUM_DECONVS]
     if extra:
-        raise ValueError(f'{what}: deconv_layers has entries up to index {max(extra)}; pose_resnet has '
-                         f'{NUM_DECONVS} deconvolutions (indices 0..{3 * NUM_DECONVS - 1}). Only the '
-                         'SimpleBaselines head (NUM_DECONV_LAYERS 3) converts.')
+        raise BadValue(f'{what}: deconv_layers has entries up to index {max(extra)}; pose_resnet has '
+                       f'{NUM_DECONVS} deconvolutions (indices 0..{3 * NUM_DECONVS - 1}). Only the '
+                       'SimpleBaselines head (NUM_DECONV_LAYERS 3) converts.')
     num_joints = int(require(state, f'{prefix}final_layer.weight', what).shape[0])
     return {'deconv_filters': tuple(int(s[1]) for s in deconvs), 'deconv_kernels': tuple(int(s[2]) for s in deconvs),
             'num_joints': num_joints}

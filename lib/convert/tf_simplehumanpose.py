@@ -37,6 +37,7 @@ import numpy as np
 
 from lib.convert import resnet_maps
 from lib.convert.common import KeyMap, State, apply_key_map
+from lib.utils.errors import BadValue, MissingFile, MissingPackage
 
 WHAT = 'a TF-SimpleHumanPose (TF-slim resnet_v1 + up1..3 + out) checkpoint'
 TF_BN_EPSILON = 1e-9
@@ -71,17 +72,17 @@ def read_checkpoint(prefix: str) -> State:
     try:
         import tensorflow as tf
     except ImportError:
-        raise ImportError('reading a TF checkpoint needs TensorFlow, for this converter only: pip install '
-                          'tensorflow-cpu (training and evaluation do not need it).') from None
+        raise MissingPackage('reading a TF checkpoint needs TensorFlow, for this converter only: pip install '
+                             'tensorflow-cpu (training and evaluation do not need it).') from None
     if not (os.path.isfile(prefix + '.index') or os.path.isdir(prefix)):
-        raise FileNotFoundError(f'TF checkpoint not found: {prefix}.index does not exist. Pass the prefix of the '
-                                'checkpoint, e.g. model_dump/COCO/snapshot_140.ckpt (beside .index and .data-*).')
+        raise MissingFile(f'TF checkpoint not found: {prefix}.index does not exist. Pass the prefix of the '
+                          'checkpoint, e.g. model_dump/COCO/snapshot_140.ckpt (beside .index and .data-*).')
     try:
         reader = tf.train.load_checkpoint(prefix)
         return {name: np.asarray(reader.get_tensor(name)) for name in reader.get_variable_to_shape_map()}
     except Exception as error:
-        raise ValueError(f'cannot read {prefix} with tf.train.load_checkpoint ({type(error).__name__}: {error}); '
-                         f'expected {WHAT} (TF1 checkpoint V2: .index + .data-*).') from None
+        raise BadValue(f'cannot read {prefix} with tf.train.load_checkpoint ({type(error).__name__}: {error}); '
+                       f'expected {WHAT} (TF1 checkpoint V2: .index + .data-*).') from None
 
 
 def is_tf_checkpoint_name(path: str) -> bool:
@@ -91,8 +92,8 @@ def is_tf_checkpoint_name(path: str) -> bool:
 def _depth(state: State) -> int:
     depths = {int(m.group(1)) for k in state for m in [_SCOPE.match(k)] if m}
     if len(depths) != 1 or next(iter(depths)) not in (50, 101, 152):
-        raise ValueError(f'not {WHAT}: its variable scopes name ResNet depths {sorted(depths)}; expected one of '
-                         'resnet_v1_50 / resnet_v1_101 / resnet_v1_152. Pass the unmodified checkpoint.')
+        raise BadValue(f'not {WHAT}: its variable scopes name ResNet depths {sorted(depths)}; expected one of '
+                       'resnet_v1_50 / resnet_v1_101 / resnet_v1_152. Pass the unmodified checkpoint.')
     return depths.pop()
 
 
@@ -130,8 +131,8 @@ def key_map(depth: int, num_joints: int) -> KeyMap:
 def _layout(state: State) -> Tuple[int, int]:
     depth = _depth(state)
     if 'out/weights' not in state:
-        raise ValueError(f"not {WHAT}: no 'out/weights' (the 1x1 heatmap conv); received {len(state)} variables "
-                         f'like {sorted(state)[:4]}. Pass the unmodified checkpoint.')
+        raise BadValue(f"not {WHAT}: no 'out/weights' (the 1x1 heatmap conv); received {len(state)} variables "
+                       f'like {sorted(state)[:4]}. Pass the unmodified checkpoint.')
     return depth, int(state['out/weights'].shape[-1])
 
 

@@ -16,9 +16,11 @@ import numpy as np
 from lib.config import TestConfig
 from lib.datasets.coco import coco_files
 from lib.datasets.skeletons import COCO
+from lib.core.metrics import require_finite_predictions
 from lib.datasets.transforms import PIXEL_STD
 from lib.utils.files import read_json
 from lib.utils.logger import format_table
+from lib.utils.errors import BadValue, MissingFile, MissingPackage
 
 # Per-keypoint standard deviations of the COCO OKS (cocoeval.py, HRNet nms.py), in COCO joint order.
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
@@ -39,8 +41,8 @@ def oks(g: np.ndarray, d: np.ndarray, area_g: float, area_d: np.ndarray,
     variances = (np.asarray(sigmas) * 2) ** 2
     g = np.asarray(g, dtype=np.float64).reshape(-1, 3)                     # [K, 3]
     if g.shape[0] != len(variances):
-        raise ValueError(f'oks: poses have {g.shape[0]} joints but sigmas has {len(variances)}; pass the sigmas '
-                         'of your keypoint layout.')
+        raise BadValue(f'oks: poses have {g.shape[0]} joints but sigmas has {len(variances)}; pass the sigmas '
+                       'of your keypoint layout.')
     d = np.asarray(d, dtype=np.float64).reshape(-1, g.shape[0], 3)         # [M, K, 3]
     dx = d[:, :, 0] - g[None, :, 0]
     dy = d[:, :, 1] - g[None, :, 1]
@@ -125,9 +127,31 @@ def _pycocotools():
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:
-        raise ImportError('COCO evaluation needs pycocotools, which is not installed: pip install pycocotools') \
+        raise MissingPackage('COCO evaluation needs pycocotools, which is not installed: pip install pycocotools') \
             from None
     return COCO, COCOeval
+
+
+def check_results(results: list, path: str) -> None:
+    """Each result must be {image_id: int, category_id, keypoints: 3K finite numbers, score: finite number}."""
+    for index, result in enumerate(results):
+        problem = None
+        if not isinstance(result, dict) or not all(k in result for k in ('image_id', 'keypoints', 'score')):
+            problem = 'it lacks image_id, keypoints or score'
+        elif not isinstance(result['image_id'], int) or isinstance(result['image_id'], bool):
+            problem = f'image_id {result["image_id"]!r} is not an integer'
+        else:
+            try:
+                values = np.asarray(result['keypoints'], dtype=np.float64)
+                score = float(result['score'])
+            except (TypeError, ValueError):
+                values, score = None, None
+            if values is None or values.ndim != 1 or values.size % 3 or not np.isfinite(score) \
+                    or not np.all(np.isfinite(values)):
+                problem = 'keypoints must be a flat list of finite numbers [x, y, v] x K and score a finite number'
+        if problem:
+            raise BadValue(f'{path}: result {index} is malformed: {problem}. Received {str(result)[:200]}. Expected '
+                           'COCO keypoint results [{image_id, category_id, keypoints, score}], as val.py writes them.')
 
 
 def evaluate_coco(gt_json: str, results_json: str, image_ids: Optional[Sequence[int]] = None,
@@ -140,18 +164,19 @@ def evaluate_coco(gt_json: str, results_json: str, image_ids: Optional[Sequence[
     COCO, COCOeval = _pycocotools()
     for path, what in ((gt_json, 'annotation file'), (results_json, 'results file')):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f'COCO {what} not found: {path}')
+            raise MissingFile(f'COCO {what} not found: {path}')
     results = read_json(results_json, 'COCO keypoint results (a JSON list)')
     if not isinstance(results, list) or not results:
-        raise ValueError(f'{results_json} holds no predictions (an empty list); COCOeval needs at least one. '
-                         'Check that the validation set was not empty.')
+        raise BadValue(f'{results_json} holds no predictions (an empty list); COCOeval needs at least one. '
+                       'Check that the validation set was not empty.')
+    check_results(results, results_json)
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with quiet:   # pycocotools prints progress and the summary
         coco_gt = COCO(gt_json)
         missing = sorted({r['image_id'] for r in results} - set(coco_gt.getImgIds()))
         if missing:
-            raise ValueError(f'{results_json}: predictions for {len(missing)} image ids that are not in {gt_json} '
-                             f'(first: {missing[:5]}); evaluate against the annotation file of the same set.')
+            raise BadValue(f'{results_json}: predictions for {len(missing)} image ids that are not in {gt_json} '
+                           f'(first: {missing[:5]}); evaluate against the annotation file of the same set.')
         coco_dt = coco_gt.loadRes(results_json)
         coco_eval = COCOeval(coco_gt, coco_dt, 'keypoints')
         coco_eval.params.useSegm = None
@@ -203,8 +228,9 @@ class COCOEvaluator:
         """preds [N, 17, 2] image pixels, maxvals [N, 17] or [N, 17, 1] -> rescoring, OKS-NMS per image, the
         results JSON, COCOeval (SPEC H.3). Writes keypoints_<set>_results.json and results.json."""
         if len(preds) != len(self.records):
-            raise ValueError(f'{len(preds)} predictions for {len(self.records)} evaluated boxes; predict every '
-                             'sample of the validation set once, in dataset order.')
+            raise BadValue(f'{len(preds)} predictions for {len(self.records)} evaluated boxes; predict every '
+                           'sample of the validation set once, in dataset order.')
+        require_finite_predictions(preds, maxvals)
         kept = select_keypoints(
             preds, maxvals, np.stack([r['center'] for r in self.records]),
             np.stack([r['scale'] for r in self.records]), np.array([r.get('score', 1.0) for r in self.records]),

@@ -13,6 +13,7 @@ from lib.core.metrics import heatmap_accuracy
 from lib.core.precision import Precision
 from lib.datasets.heatmaps import flip_test, get_final_preds
 from lib.utils.distributed import agree, running_statistics
+from lib.utils.errors import NonFinite
 from lib.utils.logger import format_eta, progress
 
 
@@ -137,7 +138,7 @@ def _skipped(t: Training, state: TrainState, loss_value: float) -> None:
                      '(%d in a row, %d in all)', state.epoch + 1, state.iteration, state.global_step, loss_value,
                      state.nonfinite_streak, state.nonfinite_steps)
     if state.nonfinite_streak >= t.max_nonfinite:
-        raise FloatingPointError(
+        raise NonFinite(
             f'{state.nonfinite_streak} training steps in a row had a non-finite loss or gradient (last at step '
             f'{state.global_step}); stopping without saving these weights. The last checkpoint is intact. '
             'Lower --lr, check the data, or train without --amp / with --amp bf16.')

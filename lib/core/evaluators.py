@@ -9,6 +9,7 @@ and the `[EVAL]` line, and names the metric that selects the best model:
     COCO (lib/core/coco_eval.py): rescoring, OKS-NMS and COCOeval (HRNet's COCODataset.evaluate, SPEC H.3),
           selection metric 'AP'; files results.json, keypoints_<set>_results.json (COCO results format).
 """
+import os
 from typing import List, Tuple
 
 import numpy as np
@@ -18,15 +19,22 @@ from lib.core.coco_eval import COCOEvaluator
 from lib.core.mpii_eval import MPIIEvaluator
 from lib.datasets.heatmaps import generate_target, get_final_preds
 from lib.datasets.transforms import affine_transform_points, get_affine_transform
+from lib.utils.errors import BadValue
 
 
 def build_evaluator(data: DataConfig, image_set: str, records: List[dict], test: TestConfig):
     """The evaluator of data.dataset for `image_set`, whose samples are `records` (dataset order)."""
     if data.dataset == 'mpii':
-        return MPIIEvaluator(data.dataset_root, image_set)
+        evaluator = MPIIEvaluator(data.dataset_root, image_set)
+        if records and len(records) != evaluator.gt.num_samples:
+            annot = os.path.join(data.dataset_root, 'annot')
+            raise BadValue(f'{os.path.join(annot, f"gt_{image_set}.mat")} holds {evaluator.gt.num_samples} people but '
+                           f'{os.path.join(annot, f"{image_set}.json")} {len(records)}; PCKh pairs them in file order, '
+                           'so both must come from the same annotation package (HRNet\'s MPII annot folder).')
+        return evaluator
     if data.dataset == 'coco':
         return COCOEvaluator(data.dataset_root, image_set, records, test)
-    raise ValueError(f'unknown dataset {data.dataset!r}; choose one of mpii, coco.')
+    raise BadValue(f'unknown dataset {data.dataset!r}; choose one of mpii, coco.')
 
 
 def oracle_predictions(records: List[dict], input_wh, heatmap_wh, sigma: float, refine: bool = True) -> np.ndarray:

@@ -15,6 +15,8 @@ from scipy.io import loadmat, savemat
 
 from lib.datasets.skeletons import MPII
 from lib.utils.logger import format_table
+from lib.core.metrics import require_finite_predictions
+from lib.utils.errors import BadValue, MissingFile, NonFinite
 
 SC_BIAS = 0.6          # head size = 0.6 x head-box diagonal
 PCKH_THRESHOLD = 0.5
@@ -38,14 +40,18 @@ class MPIIGroundTruth:
 def load_mpii_ground_truth(path: str) -> MPIIGroundTruth:
     """Read gt_valid.mat (HRNet's MPII evaluation file) and check its variables."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFile(
             f'MPII ground truth not found: {path}. Expected <dataset_root>/annot/gt_valid.mat from the '
             'HRNet annotation package (see README, "Preparing MPII").')
-    mat = loadmat(path)
+    try:
+        mat = loadmat(path)
+    except Exception as error:      # scipy raises several types for a file that is not a .mat
+        raise BadValue(f'cannot read {path} as a MATLAB file ({error}); expected the gt_valid.mat shipped with '
+                       'the HRNet MPII annotations.') from None
     missing = [name for name in GT_MAT_VARIABLES if name not in mat]
     if missing:
-        raise ValueError(f'{path} lacks the variables {missing}; expected {list(GT_MAT_VARIABLES)} '
-                         '(the gt_valid.mat shipped with the HRNet MPII annotations).')
+        raise BadValue(f'{path} lacks the variables {missing}; expected {list(GT_MAT_VARIABLES)} '
+                       '(the gt_valid.mat shipped with the HRNet MPII annotations).')
     names = mat['dataset_joints']
     joint_index = {str(np.squeeze(names[0, j])): j for j in range(names.shape[1])}
     gt = MPIIGroundTruth(joint_index, mat['jnt_missing'], mat['pos_gt_src'].astype(np.float64),
@@ -54,7 +60,7 @@ def load_mpii_ground_truth(path: str) -> MPIIGroundTruth:
     expected = {'jnt_missing': (16, n), 'pos_gt_src': (16, 2, n), 'headboxes_src': (2, 2, n)}
     for name, shape in expected.items():
         if getattr(gt, name).shape != shape:
-            raise ValueError(f'{path}: {name} has shape {getattr(gt, name).shape}, expected {shape}.')
+            raise BadValue(f'{path}: {name} has shape {getattr(gt, name).shape}, expected {shape}.')
     return gt
 
 
@@ -64,9 +70,10 @@ def pckh_curve(preds: np.ndarray, gt: MPIIGroundTruth, thresholds: np.ndarray,
 
     `strict` uses < instead of HRNet's <= (MMPose 1.x).
     """
+    require_finite_predictions(preds[..., 0:2])
     if preds.shape[0] != gt.num_samples or preds.shape[1] != 16:
-        raise ValueError(f'predictions have shape {preds.shape}, but the ground truth has {gt.num_samples} '
-                         'people x 16 joints; predictions must follow valid.json order, one row per entry.')
+        raise BadValue(f'predictions have shape {preds.shape}, but the ground truth has {gt.num_samples} '
+                       'people x 16 joints; predictions must follow valid.json order, one row per entry.')
     pos_pred = np.transpose(preds[:, :, 0:2] + 1.0, (1, 2, 0))      # [16, 2, N], 1-based as the .mat
     visible = 1 - gt.jnt_missing                                   # [16, N]
     uv_err = np.linalg.norm(pos_pred - gt.pos_gt_src, axis=1)      # [16, N]
@@ -129,16 +136,23 @@ def save_predictions(preds: np.ndarray, path: str) -> None:
 def load_predictions(path: str, num_samples: int) -> np.ndarray:
     """Read a pred.mat (1-based, as HRNet writes it) -> [N, 16, 2] 0-based pixels."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'predictions file not found: {path}. Expected a pred.mat written by val.py '
-                                'or HRNet (variable `preds`, shape (N, 16, 2), 1-based pixels).')
-    mat = loadmat(path)
+        raise MissingFile(f'predictions file not found: {path}. Expected a pred.mat written by val.py '
+                          'or HRNet (variable `preds`, shape (N, 16, 2), 1-based pixels).')
+    try:
+        mat = loadmat(path)
+    except Exception as error:      # scipy raises several types for a file that is not a .mat
+        raise BadValue(f'cannot read {path} as a MATLAB file ({error}); expected a pred.mat written by val.py or '
+                       'HRNet (variable `preds`, shape (N, 16, 2), 1-based pixels).') from None
     if 'preds' not in mat:
-        raise ValueError(f'{path} has no variable `preds` (found {sorted(k for k in mat if not k.startswith("__"))}); '
-                         'expected HRNet\'s pred.mat layout: preds (N, 16, 2), 1-based pixels.')
+        raise BadValue(f'{path} has no variable `preds` (found {sorted(k for k in mat if not k.startswith("__"))}); '
+                       'expected HRNet\'s pred.mat layout: preds (N, 16, 2), 1-based pixels.')
     preds = np.asarray(mat['preds'], dtype=np.float64)
     if preds.ndim != 3 or preds.shape[0] != num_samples or preds.shape[1] != 16 or preds.shape[2] < 2:
-        raise ValueError(f'{path}: preds has shape {preds.shape}, expected ({num_samples}, 16, 2) '
-                         '(one row per valid.json entry, in file order).')
+        raise BadValue(f'{path}: preds has shape {preds.shape}, expected ({num_samples}, 16, 2) '
+                       '(one row per valid.json entry, in file order).')
+    if not np.all(np.isfinite(preds[:, :, 0:2])):
+        raise NonFinite(f'{path}: preds holds NaN or inf ({int(np.sum(~np.isfinite(preds[:, :, 0:2])))} values); '
+                        'every joint needs a finite prediction, as val.py and HRNet write them.')
     return preds[:, :, 0:2] - 1.0
 
 

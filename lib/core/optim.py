@@ -4,6 +4,7 @@ from typing import Sequence
 
 import numpy as np
 import paddle
+from lib.utils.errors import BadValue
 
 
 class WarmupMultiStepDecay(paddle.optimizer.lr.LRScheduler):
@@ -34,7 +35,7 @@ def build_scheduler(lr: float, lr_steps: Sequence[int], lr_gamma: float, iters_p
     """Multiply the lr by lr_gamma once each epoch of lr_steps is over (the schedule is kept in
     iterations, so a run resumed mid-epoch and a warm-up of a few hundred iterations both work)."""
     if list(lr_steps) != sorted(lr_steps):
-        raise ValueError(f'--lr_steps must be increasing epochs; received {list(lr_steps)}.')
+        raise BadValue(f'--lr_steps must be increasing epochs; received {list(lr_steps)}.')
     return WarmupMultiStepDecay(lr, [epoch * iters_per_epoch for epoch in lr_steps], lr_gamma,
                                 warmup_iters, warmup_ratio)
 
@@ -80,4 +81,4 @@ def build_optimizer(name: str, scheduler, parameters, weight_decay: float = 0.0)
     if name == 'adam':
         return paddle.optimizer.Adam(learning_rate=scheduler, beta1=0.9, beta2=0.999, epsilon=1e-8,
                                      parameters=parameters, weight_decay=decay)
-    raise ValueError(f"--optimizer must be one of {OPTIMIZERS}; received {name!r}.")
+    raise BadValue(f"--optimizer must be one of {OPTIMIZERS}; received {name!r}.")

@@ -5,6 +5,7 @@ from typing import Tuple
 
 import paddle
 from paddle import _legacy_C_ops
+from lib.utils.errors import BadValue
 
 MODES = ('off', 'fp16', 'bf16')
 LEVELS = ('O1', 'O2')
@@ -15,8 +16,8 @@ class Precision:
 
     def __init__(self, mode: str = 'off', level: str = 'O1'):
         if mode not in MODES or level not in LEVELS:
-            raise ValueError(f'--amp must be one of {MODES} and --amp_level one of {LEVELS}; '
-                             f'received {mode!r} and {level!r}.')
+            raise BadValue(f'--amp must be one of {MODES} and --amp_level one of {LEVELS}; '
+                           f'received {mode!r} and {level!r}.')
         self.mode, self.level = mode, level
         self.dtype = {'fp16': 'float16', 'bf16': 'bfloat16'}.get(mode, 'float32')
         # fp16 needs loss scaling to keep small gradients representable; bf16 has float32's range.

@@ -14,6 +14,7 @@ from lib.models import build_model_from
 from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, require_finite,
                                   restore_optimizer_state, save_weights)
 from lib.utils.monitor import RunMonitor
+from lib.utils.errors import AlreadyExists, BadValue
 
 CHECKPOINT_NAME = 'checkpoint.pdparams'
 # What a resumed run may change: how long it runs, how it logs and where; not the recipe.
@@ -30,8 +31,8 @@ def load_resume_checkpoint(resume: str):
     path = os.path.join(resume, CHECKPOINT_NAME) if os.path.isdir(resume) else resume
     checkpoint = load_file(path)
     if not isinstance(checkpoint, dict) or 'train_state' not in checkpoint:
-        raise ValueError(f'{path} is not a resumable checkpoint (no train_state); --resume takes the '
-                         f'{CHECKPOINT_NAME} that train.py writes in the run folder.')
+        raise BadValue(f'{path} is not a resumable checkpoint (no train_state); --resume takes the '
+                       f'{CHECKPOINT_NAME} that train.py writes in the run folder.')
     return checkpoint, path
 
 
@@ -39,14 +40,14 @@ def resumed_config(checkpoint: dict, path: str, flags: dict, sets=(), config_fil
     """The configuration of a resumed run: the checkpoint's, resolved as val.py resolves a run's config.json,
     with the flags of RESUME_OVERRIDES (the others are the run's recipe and stay)."""
     if config_file:
-        raise ValueError(f'--config {config_file} with --resume: a resumed run keeps the configuration saved in '
-                         f'{path}; drop --config, or start a new run from it.')
+        raise BadValue(f'--config {config_file} with --resume: a resumed run keeps the configuration saved in '
+                       f'{path}; drop --config, or start a new run from it.')
     sets = list(sets)
     for item in sets:
         key = item.partition('=')[0].strip()
         if key not in RESUME_OVERRIDES:
-            raise ValueError(f'--set {item} with --resume: a resumed run keeps its recipe; only '
-                             f'{list(RESUME_OVERRIDES)} can change. Start a new run to change {key}.')
+            raise BadValue(f'--set {item} with --resume: a resumed run keeps its recipe; only '
+                           f'{list(RESUME_OVERRIDES)} can change. Start a new run to change {key}.')
     flags = {key: value for key, value in flags.items() if key in RESUME_OVERRIDES}
     return resolve_config(flags, run_config=checkpoint['config'], sets=sets, run_source=path)
 
@@ -55,9 +56,9 @@ def new_run_dir(config: TrainConfig, run_name=None) -> str:
     """<output_dir>/<run_name or default_run_name>, refused when it holds a run already."""
     run_dir = os.path.join(config.output_dir, run_name or default_run_name(config))
     if os.path.exists(os.path.join(run_dir, CHECKPOINT_NAME)):
-        raise FileExistsError(f'{run_dir} already holds a run ({CHECKPOINT_NAME}); continue it with '
-                              f'--resume {os.path.join(run_dir, CHECKPOINT_NAME)}, or start a new one with '
-                              'another --run_name or --output_dir.')
+        raise AlreadyExists(f'{run_dir} already holds a run ({CHECKPOINT_NAME}); continue it with '
+                            f'--resume {os.path.join(run_dir, CHECKPOINT_NAME)}, or start a new one with '
+                            'another --run_name or --output_dir.')
     return run_dir
 
 

@@ -6,15 +6,17 @@ read directly, so training does not need it. Two layouts are accepted:
     <root>/annotations/person_keypoints_{train2017,val2017}.json
     <root>/images/{train2017,val2017}/%012d.jpg     (HRNet)   or   <root>/{train2017,val2017}/%012d.jpg
 """
+import math
 import os
 from collections import OrderedDict
-from typing import Dict, List, Mapping, NamedTuple, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from lib.datasets.skeletons import COCO, KeypointLayout
 from lib.datasets.transforms import box_to_center_scale
 from lib.utils.files import read_json
+from lib.utils.errors import BadValue, MissingFile
 
 IMAGE_SETS = ('train2017', 'val2017')
 PERSON_CATEGORY = 1
@@ -40,19 +42,19 @@ def coco_files(root: str, image_set: str, need_images: bool = True) -> CocoFiles
     """Locate the annotation file and the image folder of `image_set`, or raise with both layouts. Without
     `need_images` (evaluation of saved predictions, the oracle) a missing image folder is no error."""
     if image_set not in IMAGE_SETS:
-        raise ValueError(f'unknown COCO image set {image_set!r}; choose one of {IMAGE_SETS}.')
+        raise BadValue(f'unknown COCO image set {image_set!r}; choose one of {IMAGE_SETS}.')
     help_text = LAYOUT_HELP.format(root=root, image_set=image_set)
     annotation = os.path.join(root, 'annotations', f'person_keypoints_{image_set}.json')
     if not os.path.isfile(annotation):
-        raise FileNotFoundError(f'{annotation} does not exist (--dataset_root {root!r}).\n{help_text}')
+        raise MissingFile(f'{annotation} does not exist (--dataset_root {root!r}).\n{help_text}')
     candidates = (os.path.join(root, 'images', image_set), os.path.join(root, image_set))
     for image_dir in candidates:
         if os.path.isdir(image_dir):
             return CocoFiles(annotation, image_dir)
     if not need_images:
         return CocoFiles(annotation, candidates[0])
-    raise FileNotFoundError(f'no image folder for {image_set}: neither {candidates[0]} nor {candidates[1]} exists '
-                            f'(--dataset_root {root!r}).\n{help_text}')
+    raise MissingFile(f'no image folder for {image_set}: neither {candidates[0]} nor {candidates[1]} exists '
+                      f'(--dataset_root {root!r}).\n{help_text}')
 
 
 def image_file_name(image_id: int) -> str:
@@ -70,12 +72,43 @@ def sanitize_box(box: Sequence[float], width: int, height: int) -> Union[List[fl
     return None
 
 
+VISIBILITY_FLAGS = (0, 1, 2)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def detection_problem(det, required: Sequence[str], id_types: tuple, positive_size: bool = False) -> Optional[str]:
+    """What is wrong with one person detection {image_id, category_id, bbox [x, y, w, h], score}, or None.
+    A box may be empty in one direction (HRNet's evaluation keeps such boxes) unless `positive_size`."""
+    if not isinstance(det, Mapping):
+        return 'not a JSON object'
+    missing = [key for key in required if key not in det]
+    if missing:
+        return f'it lacks {", ".join(missing)}'
+    if not isinstance(det['image_id'], id_types) or isinstance(det['image_id'], bool):
+        return f'image_id {det["image_id"]!r} is not an integer'
+    bbox = det['bbox']
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+        return f'bbox {bbox!r} is not 4 finite numbers [x, y, w, h]'
+    if positive_size and min(bbox[2:]) <= 0:
+        return f'bbox {bbox} does not have w, h > 0'
+    if bbox[2] < 0 or bbox[3] < 0 or bbox[2] + bbox[3] == 0:
+        return f'bbox {bbox} has a negative or zero size (w, h >= 0, not both 0)'
+    if 'score' in det and not (_is_number(det['score']) and 0 <= det['score'] <= 1):
+        return f'score {det["score"]!r} is not a number in [0, 1]'
+    if 'category_id' in det and (not isinstance(det['category_id'], int) or isinstance(det['category_id'], bool)):
+        return f'category_id {det["category_id"]!r} is not an integer (1 = person)'
+    return None
+
+
 def _fail(path: str, index: int, entry, problem: str) -> None:
     if isinstance(entry, dict):
         entry = {k: v for k, v in entry.items() if k != 'segmentation'}
-    raise ValueError(f'{path}: annotation {index} is malformed: {problem}. Received {str(entry)[:300]}. Each '
-                     'annotation must have image_id, category_id, iscrowd, area, bbox [x, y, w, h] and keypoints '
-                     '[x, y, v] x 17 (COCO person_keypoints format); fix or remove that annotation.')
+    raise BadValue(f'{path}: annotation {index} is malformed: {problem}. Received {str(entry)[:300]}. Each '
+                   'annotation must have image_id, category_id, iscrowd, area, bbox [x, y, w, h] and keypoints '
+                   '[x, y, v] x 17 (COCO person_keypoints format); fix or remove that annotation.')
 
 
 def _check_dataset(dataset, path: str) -> Tuple[Dict[int, dict], list]:
@@ -83,13 +116,13 @@ def _check_dataset(dataset, path: str) -> Tuple[Dict[int, dict], list]:
     if not isinstance(dataset, Mapping) or not isinstance(dataset.get('images'), list) \
             or not isinstance(dataset.get('annotations'), list):
         keys = sorted(dataset) if isinstance(dataset, Mapping) else type(dataset).__name__
-        raise ValueError(f'{path} is not a COCO annotation file: expected a JSON object with lists "images" and '
-                         f'"annotations"; received {keys}.')
+        raise BadValue(f'{path} is not a COCO annotation file: expected a JSON object with lists "images" and '
+                       f'"annotations"; received {keys}.')
     images = OrderedDict()
     for i, image in enumerate(dataset['images']):
         if not isinstance(image, Mapping) or not all(k in image for k in ('id', 'width', 'height')):
-            raise ValueError(f'{path}: image {i} is malformed: {str(image)[:200]}. Each image needs id, width '
-                             'and height; fix or remove it.')
+            raise BadValue(f'{path}: image {i} is malformed: {str(image)[:200]}. Each image needs id, width '
+                           'and height; fix or remove it.')
         images[int(image['id'])] = image
     return images, dataset['annotations']
 
@@ -116,6 +149,10 @@ def _parse_object(obj, index: int, path: str, images: Mapping[int, dict], num_jo
     if keypoints.shape != (num_joints * 3,) or not np.all(np.isfinite(keypoints)):
         _fail(path, index, obj, f'keypoints has shape {keypoints.shape}, expected {num_joints * 3} finite numbers '
                                 f'({num_joints} joints x [x, y, v])')
+    visibility = keypoints[2::3]
+    if not np.all(np.isin(visibility, VISIBILITY_FLAGS)):
+        _fail(path, index, obj, f'keypoint visibility flags {sorted(set(visibility.tolist()) - set(VISIBILITY_FLAGS))} '
+                                f'are not COCO\'s 0 (not labelled), 1 (labelled, hidden) or 2 (visible)')
     return int(obj['image_id']), box, area, keypoints.reshape(num_joints, 3)
 
 
@@ -157,13 +194,14 @@ def load_coco_annotations(root: str, image_set: str, input_wh: Tuple[int, int]) 
     return parse_coco_keypoints(coco_files(root, image_set, need_images=False).annotation, input_wh)
 
 
-def _image_ids(coco) -> set:
-    """Image ids of an annotation file given as a path, its parsed JSON, or a pycocotools COCO object."""
+def _images_by_id(coco) -> Dict[int, dict]:
+    """The images ({id, width, height, ...}) by id of an annotation file given as a path, its parsed JSON, or a
+    pycocotools COCO object."""
     if isinstance(coco, str):
         coco = read_json(coco, 'COCO annotation file', 're-download or regenerate it')
     dataset = getattr(coco, 'dataset', coco)
     images, _ = _check_dataset(dataset, '<annotations>')
-    return set(images)
+    return images
 
 
 def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[int, int],
@@ -172,25 +210,26 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
 
     det_file: JSON list of {image_id, category_id, bbox [x, y, w, h], score}, e.g.
     COCO_val2017_detections_AP_H_56_person.json. coco: the annotation file of `image_set` (path, parsed JSON
-    or pycocotools COCO), used to check the image ids. Keeps category 1 with score >= image_thre (HRNet's
-    TEST.IMAGE_THRE; its yamls use 0.0). Each box becomes one record: center/scale from the raw box (not
+    or pycocotools COCO), used to check the image ids and that each box overlaps its image. Keeps category 1
+    with score >= image_thre (HRNet's TEST.IMAGE_THRE; its yamls use 0.0). Each box becomes one record: center/scale from the raw box (not
     sanitised, as HRNet), joints zeros, joints_vis ones, score = box score.
     """
     if not os.path.isfile(det_file):
-        raise FileNotFoundError(f'detection file not found: {det_file}. HRNet\'s val2017 boxes are '
-                                'person_detection_results/COCO_val2017_detections_AP_H_56_person.json (see its '
-                                'README, "Data preparation"), or evaluate with ground-truth boxes.')
+        raise MissingFile(f'detection file not found: {det_file}. HRNet\'s val2017 boxes are '
+                          'person_detection_results/COCO_val2017_detections_AP_H_56_person.json (see its '
+                          'README, "Data preparation"), or evaluate with ground-truth boxes.')
     boxes = read_json(det_file, 'detection file', 're-download or regenerate it')
     if not isinstance(boxes, list):
-        raise ValueError(f'{det_file} must hold a JSON list of {{image_id, category_id, bbox, score}}; received '
-                         f'{type(boxes).__name__}.')
-    known = _image_ids(coco)
+        raise BadValue(f'{det_file} must hold a JSON list of {{image_id, category_id, bbox, score}}; received '
+                       f'{type(boxes).__name__}.')
+    known = _images_by_id(coco)
     aspect_ratio = input_wh[0] * 1.0 / input_wh[1]
     records, unknown = [], []
     for index, det in enumerate(boxes):
-        if not isinstance(det, Mapping) or not all(k in det for k in ('image_id', 'category_id', 'bbox', 'score')):
-            raise ValueError(f'{det_file}: box {index} is malformed: {str(det)[:200]}. Each box needs image_id, '
-                             'category_id, bbox [x, y, w, h] and score.')
+        problem = detection_problem(det, required=('image_id', 'category_id', 'bbox', 'score'), id_types=(int,))
+        if problem:
+            raise BadValue(f'{det_file}: box {index} is malformed: {problem}. Received {str(det)[:200]}. Each box '
+                           'needs image_id, category_id, bbox [x, y, w, h] and score (HRNet\'s detection files).')
         if det['category_id'] != PERSON_CATEGORY:
             continue
         if det['image_id'] not in known:
@@ -199,8 +238,11 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
         score = float(det['score'])
         if score < image_thre:
             continue
-        if len(det['bbox']) != 4:
-            raise ValueError(f'{det_file}: box {index} has bbox {det["bbox"]}, expected [x, y, w, h].')
+        image = known[det['image_id']]
+        x, y, w, h = det['bbox']
+        if x >= image['width'] or y >= image['height'] or x + w <= 0 or y + h <= 0:
+            raise BadValue(f'{det_file}: box {index} {det["bbox"]} lies outside its image {det["image_id"]} '
+                           f'({image["width"]}x{image["height"]} px); boxes are x, y, w, h in image pixels.')
         center, scale = box_to_center_scale(det['bbox'], aspect_ratio)
         records.append({'image': image_file_name(int(det['image_id'])), 'image_id': int(det['image_id']),
                         'center': center, 'scale': scale,
@@ -208,10 +250,10 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
                         'score': score})
     if unknown:
         first = sorted(set(unknown))[:5]
-        raise ValueError(f'{det_file}: {len(unknown)} person boxes refer to image ids that are not in the '
-                         f'{image_set} annotation file (first: {first}). Use the detections of {image_set} '
-                         '(e.g. COCO_val2017_detections_AP_H_56_person.json for val2017).')
+        raise BadValue(f'{det_file}: {len(unknown)} person boxes refer to image ids that are not in the '
+                       f'{image_set} annotation file (first: {first}). Use the detections of {image_set} '
+                       '(e.g. COCO_val2017_detections_AP_H_56_person.json for val2017).')
     if not records:
-        raise ValueError(f'{det_file}: no person box has score >= image_thre {image_thre} (out of {len(boxes)} '
-                         'boxes). Lower the threshold (HRNet\'s yamls use 0.0) or check the file.')
+        raise BadValue(f'{det_file}: no person box has score >= image_thre {image_thre} (out of {len(boxes)} '
+                       'boxes). Lower the threshold (HRNet\'s yamls use 0.0) or check the file.')
     return records

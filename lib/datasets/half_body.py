@@ -10,6 +10,7 @@ import numpy as np
 
 from lib.datasets.skeletons import KeypointLayout
 from lib.datasets.transforms import box_scale
+from lib.utils.errors import BadValue
 
 LOWER_BODY_WORDS = ('hip', 'knee', 'ankle', 'pelvis')
 HALF_BODY_SCALE = 1.5   # HRNet enlarges the tight half-body box by 1.5
@@ -20,9 +21,9 @@ def upper_body_ids(layout: KeypointLayout) -> Tuple[int, ...]:
     upper = tuple(j for j, name in enumerate(layout.joint_names)
                   if not any(word in name for word in LOWER_BODY_WORDS))
     if not upper or len(upper) == layout.num_joints:
-        raise ValueError(f'layout {layout.name!r} has {len(upper)} upper-body joints out of {layout.num_joints}; '
-                         f'the half-body split needs lower-body joints named with one of {LOWER_BODY_WORDS} '
-                         'and at least one other joint. Rename the joints or keep prob_half_body <= 0.')
+        raise BadValue(f'layout {layout.name!r} has {len(upper)} upper-body joints out of {layout.num_joints}; '
+                       f'the half-body split needs lower-body joints named with one of {LOWER_BODY_WORDS} '
+                       'and at least one other joint. Rename the joints or keep prob_half_body <= 0.')
     return upper
 
 

@@ -13,6 +13,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from lib.utils.errors import UnreadableFile
+
 REDUCTIONS = (1, 2, 4, 8)   # the factors libjpeg can decode at directly
 _READ_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -100,18 +102,64 @@ def flipped_x_offset(full_width: int, reduced_width: int, reduction: int) -> flo
     return float(full_width - reduction * reduced_width)
 
 
+def _main_scan_offset(data: bytes) -> int:
+    """Offset of the main image's first start-of-scan marker, found by walking the segments from the SOI (an
+    EXIF thumbnail inside APP1 holds markers of its own), or -1 when the header is malformed or cut short."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return -1
+        while pos + 1 < len(data) and data[pos + 1] == 0xFF:    # fill bytes before the marker code
+            pos += 1
+        code = data[pos + 1]
+        if code in _STANDALONE_MARKERS:
+            pos += 2
+            continue
+        if code == 0xDA:
+            return pos
+        if code == 0xD9:
+            return -1
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], 'big')
+    return -1
+
+
+def jpeg_is_complete(data: bytes) -> bool:
+    """Whether a JPEG's bytes hold the end-of-image marker (FF D9) after the main image's scan data.
+
+    libjpeg decodes a truncated file without an error (it warns "Premature end of JPEG file" and fills the
+    missing rows with grey), so the check is made here. Inside entropy-coded data an FF byte is always
+    followed by 00 or a restart marker, so an FF D9 after the first start-of-scan is the end of the image.
+    """
+    scan = _main_scan_offset(data)
+    return scan >= 0 and data.find(b'\xff\xd9', scan + 2) >= 0
+
+
 def read_image(path: str, color_rgb: bool, reduction: int = 1) -> np.ndarray:
     """Read an image [H, W, 3] uint8 with OpenCV, ignoring EXIF orientation as the references do.
 
     reduction 2, 4 or 8 decodes at that fraction of the resolution, ceil(W / r) x ceil(H / r) for JPEG
-    (OpenCV resizes other formats after a full decode).
+    (OpenCV resizes other formats after a full decode). A missing, undecodable or truncated file is an
+    UnreadableFile naming it: training and evaluation never run on the grey rows libjpeg puts in the place
+    of a truncated file's missing data.
     """
     if reduction not in _READ_FLAGS:
         raise ValueError(f'reduction={reduction!r} is not supported; use one of {REDUCTIONS} '
                          '(the factors libjpeg decodes at).')
-    image = cv2.imread(path, _READ_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION)
+    fix = ('Check that the images/ folder of the dataset is complete (re-extract the archive), or remove the '
+           'entries that use this image.')
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as error:
+        reason = 'it does not exist' if not os.path.exists(path) else error.strerror
+        raise UnreadableFile(f'cannot read image {path}: {reason}. {fix}') from None
+    if data[:2] == b'\xff\xd8' and not jpeg_is_complete(data):
+        raise UnreadableFile(f'cannot read image {path}: the JPEG is truncated ({len(data)} bytes, no end-of-image '
+                             f'marker), so its lower part would be grey. {fix}')
+    if not data:
+        raise UnreadableFile(f'cannot read image {path}: the file is empty (0 bytes). {fix}')
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), _READ_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
-        reason = 'it does not exist' if not os.path.exists(path) else 'OpenCV cannot decode it'
-        raise OSError(f'cannot read image {path}: {reason}. Check that the images/ folder of the dataset '
-                      'is complete (re-extract the archive), or remove the entries that use this image.')
+        raise UnreadableFile(f'cannot read image {path}: OpenCV cannot decode it (not an image, or a format this '
+                             f'OpenCV build lacks). {fix}')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color_rgb else image

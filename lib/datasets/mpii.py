@@ -12,6 +12,7 @@ import numpy as np
 from lib.datasets.skeletons import MPII
 from lib.datasets.transforms import BOX_PADDING
 from lib.utils.files import read_json
+from lib.utils.errors import BadValue, MissingFile
 
 SCALE_PADDING = BOX_PADDING   # HRNet's MPII boxes get the same 25% as its COCO boxes (_xywh2cs)
 
@@ -27,24 +28,28 @@ preparation"), or make a small synthetic set with the same layout:
     python tools/make_synthetic_mpii.py --output data/synthetic"""
 
 
+VISIBILITY_FLAGS = (0, 1)
+MAX_SCALE = 100.0    # a 20000 px tall person: anything larger is a broken annotation
+
+
 def check_dataset_root(root: str, image_set: str, need_images: bool = True) -> str:
     """Return the annotation path of `image_set`, or raise with the expected layout (images/ only when
     `need_images`)."""
     if image_set not in IMAGE_SETS:
-        raise ValueError(f'unknown MPII image set {image_set!r}; choose one of {IMAGE_SETS}.')
+        raise BadValue(f'unknown MPII image set {image_set!r}; choose one of {IMAGE_SETS}.')
     annot = os.path.join(root, 'annot', f'{image_set}.json')
     for path in (root, os.path.join(root, 'annot'), annot) + ((os.path.join(root, 'images'),) if need_images else ()):
         if not os.path.exists(path):
-            raise FileNotFoundError(f'{path} does not exist (--dataset_root {root!r}).\n'
-                                    + LAYOUT_HELP.format(root=root))
+            raise MissingFile(f'{path} does not exist (--dataset_root {root!r}).\n'
+                              + LAYOUT_HELP.format(root=root))
     return annot
 
 
 def _fail(annot: str, index: int, entry, problem: str) -> None:
-    raise ValueError(f'{annot}: entry {index} is malformed: {problem}. Received {str(entry)[:300]}. '
-                     'Each entry must be {"image": "<name>.jpg", "center": [x, y], "scale": s, '
-                     '"joints": [[x, y] x 16], "joints_vis": [16 x 0/1]} (HRNet MPII format); '
-                     'fix or remove that entry.')
+    raise BadValue(f'{annot}: entry {index} is malformed: {problem}. Received {str(entry)[:300]}. '
+                   'Each entry must be {"image": "<name>.jpg", "center": [x, y], "scale": s, '
+                   '"joints": [[x, y] x 16], "joints_vis": [16 x 0/1]} (HRNet MPII format); '
+                   'fix or remove that entry.')
 
 
 def parse_entry(entry: dict, index: int, annot: str, with_joints: bool) -> Dict[str, np.ndarray]:
@@ -61,6 +66,11 @@ def parse_entry(entry: dict, index: int, annot: str, with_joints: bool) -> Dict[
         _fail(annot, index, entry, 'center must be two numbers and scale one number')
     if center.shape != (2,) or not np.all(np.isfinite(center)) or not np.isfinite(scale) or scale <= 0:
         _fail(annot, index, entry, 'center must be two finite numbers and scale a positive number')
+    if scale > MAX_SCALE:
+        _fail(annot, index, entry, f'scale {scale:g} means a person {scale * 200:g} px tall; MPII scales are box '
+                                   f'heights / 200 px, at most {MAX_SCALE} here (the real annotations stay below 13)')
+    if not isinstance(entry['image'], str) or not entry['image']:
+        _fail(annot, index, entry, f'image must be a file name under images/, received {entry["image"]!r}')
     scale = np.array([scale, scale], dtype=np.float64)
     # Newell's Torch loader: move the centre down by 15*scale px and enlarge the box by 1.25
     # to include the whole body; then MATLAB 1-based -> 0-based (HRNet mpii.py, SPEC A.4).
@@ -83,6 +93,10 @@ def parse_entry(entry: dict, index: int, annot: str, with_joints: bool) -> Dict[
                                        f'expected ({num_joints}, 2) and ({num_joints},)')
         if not np.all(np.isfinite(joints)):
             _fail(annot, index, entry, 'joints contain NaN or infinity')
+        if not np.all(np.isin(joints_vis, VISIBILITY_FLAGS)):
+            _fail(annot, index, entry, f'joints_vis holds {sorted(set(joints_vis.tolist()) - set(VISIBILITY_FLAGS))}; '
+                                       'MPII flags are 0 (not annotated) or 1 (annotated). A larger value would '
+                                       'multiply that joint\'s loss weight')
         joints = joints - 1
     return {'image': str(entry['image']), 'center': center, 'scale': scale,
             'joints': joints, 'joints_vis': joints_vis}
@@ -97,7 +111,7 @@ def load_mpii_annotations(root: str, image_set: str, need_images: bool = True) -
     annot = check_dataset_root(root, image_set, need_images)
     entries = read_json(annot, 'a JSON list of person entries (HRNet layout)', 're-download or regenerate it')
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f'{annot} must hold a non-empty JSON list of person entries; '
-                         f'received {type(entries).__name__} of length {len(entries) if hasattr(entries, "__len__") else "?"}.')
+        raise BadValue(f'{annot} must hold a non-empty JSON list of person entries; '
+                       f'received {type(entries).__name__} of length {len(entries) if hasattr(entries, "__len__") else "?"}.')
     with_joints = image_set != 'test'
     return [parse_entry(entry, i, annot, with_joints) for i, entry in enumerate(entries)]

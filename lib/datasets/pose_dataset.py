@@ -20,6 +20,7 @@ from lib.datasets.image_io import flipped_x_offset, jpeg_size, read_image, reduc
 from lib.datasets.skeletons import KeypointLayout
 from lib.datasets.transforms import (PIXEL_STD, affine_transform_points, crop_image, flip_joints,
                                      get_affine_transform, normalize_image, random_scale_rotation)
+from lib.utils.errors import BadValue
 
 SampleKey = Union[int, Tuple[int, int, int]]   # index, or (index, seed, epoch) for training
 
@@ -152,10 +153,10 @@ class TopDownPoseDataset(Dataset):
             r, (w, h) = plan.reduction, plan.image_wh
             expected = (-(-h // r), -(-w // r))   # libjpeg's scaled size: ceil(side / r)
             if image.shape[:2] != expected:
-                raise ValueError(f'{path}: decoding at 1/{r} gave {image.shape[1]}x{image.shape[0]} px, expected '
-                                 f'{expected[1]}x{expected[0]} from the {w}x{h} JPEG header, so the crop geometry '
-                                 'would be wrong. Set data.reduced_decode=False (this OpenCV build may not decode '
-                                 'JPEGs with libjpeg scaling), or re-encode the image.')
+                raise BadValue(f'{path}: decoding at 1/{r} gave {image.shape[1]}x{image.shape[0]} px, expected '
+                               f'{expected[1]}x{expected[0]} from the {w}x{h} JPEG header, so the crop geometry '
+                               'would be wrong. Set data.reduced_decode=False (this OpenCV build may not decode '
+                               'JPEGs with libjpeg scaling), or re-encode the image.')
         return image
 
     def _unpack(self, key: SampleKey) -> Tuple[int, np.random.Generator]:

@@ -9,6 +9,7 @@ from lib.config import DataConfig, TestConfig
 from lib.datasets.coco import coco_files, load_coco_annotations, load_detection_boxes
 from lib.datasets.mpii import load_mpii_annotations
 from lib.datasets.skeletons import KeypointLayout, layout_of  # noqa: F401 (layout_of: re-exported)
+from lib.utils.errors import BadValue
 
 
 class SplitRecords(NamedTuple):
@@ -29,13 +30,13 @@ def load_split(config: DataConfig, image_set: str, test: Optional[TestConfig] = 
     files = coco_files(config.dataset_root, image_set, need_images)
     if test is not None and not test.use_gt_bbox:
         if not test.det_file:
-            raise ValueError('COCO evaluation without ground-truth boxes needs a detection file: pass --det_file '
-                             '(e.g. COCO_val2017_detections_AP_H_56_person.json) or use the ground-truth boxes.')
+            raise BadValue('COCO evaluation without ground-truth boxes needs a detection file: pass --det_file '
+                           '(e.g. COCO_val2017_detections_AP_H_56_person.json) or use the ground-truth boxes.')
         records = load_detection_boxes(test.det_file, files.annotation, image_set, config.input_wh,
                                        test.image_thre, layout)
     else:
         records = load_coco_annotations(config.dataset_root, image_set, config.input_wh)
         if not records:
-            raise ValueError(f'{files.annotation} has no person with keypoints (after skipping crowd annotations '
-                             'and empty boxes); check the file.')
+            raise BadValue(f'{files.annotation} has no person with keypoints (after skipping crowd annotations '
+                           'and empty boxes); check the file.')
     return SplitRecords(records, files.image_dir, layout)

@@ -4,6 +4,7 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 from paddle.io import BatchSampler
+from lib.utils.errors import BadValue
 
 
 class SeededBatchSampler(BatchSampler):
@@ -17,12 +18,12 @@ class SeededBatchSampler(BatchSampler):
     def __init__(self, dataset_size: int, batch_size: int, seed: int, shuffle: bool = True,
                  drop_last: bool = True, num_replicas: int = 1, rank: int = 0):
         if batch_size < 1:
-            raise ValueError(f'batch_size must be >= 1; received {batch_size}.')
+            raise BadValue(f'batch_size must be >= 1; received {batch_size}.')
         global_batch = batch_size * num_replicas
         if drop_last and dataset_size < global_batch:
-            raise ValueError(f'the training set has {dataset_size} samples, fewer than one batch of '
-                             f'{global_batch} (batch_size {batch_size} x {num_replicas} processes); '
-                             'lower --batch_size.')
+            raise BadValue(f'the training set has {dataset_size} samples, fewer than one batch of '
+                           f'{global_batch} (batch_size {batch_size} x {num_replicas} processes); '
+                           'lower --batch_size.')
         self.dataset_size = dataset_size
         self.batch_size = batch_size
         self.seed = seed

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
+from lib.utils.errors import BadValue
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ LAYOUTS = {'mpii': MPII, 'coco': COCO}   # by dataset name: the one registry of 
 def layout_of(dataset: str) -> KeypointLayout:
     """The layout of a dataset: 'mpii' -> MPII, 'coco' -> COCO."""
     if dataset not in LAYOUTS:
-        raise ValueError(f'unknown dataset {dataset!r}; choose one of {sorted(LAYOUTS)}.')
+        raise BadValue(f'unknown dataset {dataset!r}; choose one of {sorted(LAYOUTS)}.')
     return LAYOUTS[dataset]
 
 
@@ -88,6 +89,6 @@ def layout_for(num_joints: int) -> KeypointLayout:
     by_joints = {layout.num_joints: layout for layout in LAYOUTS.values()}
     if num_joints not in by_joints:
         known = ', '.join(f'{k} ({layout.name})' for k, layout in sorted(by_joints.items()))
-        raise ValueError(f'no keypoint layout has {num_joints} joints; known: {known}. Add a KeypointLayout '
-                         'to lib/datasets/skeletons.py and register it in LAYOUTS.')
+        raise BadValue(f'no keypoint layout has {num_joints} joints; known: {known}. Add a KeypointLayout '
+                       'to lib/datasets/skeletons.py and register it in LAYOUTS.')
     return by_joints[num_joints]

@@ -15,6 +15,7 @@ import scipy.io as sio
 
 from lib.datasets.skeletons import MPII
 from lib.datasets.transforms import PIXEL_STD
+from lib.utils.errors import BadValue
 JPEG_QUALITY = 90
 IMAGE_W_RANGE = (240, 400)
 IMAGE_H_RANGE = (240, 320)
@@ -291,16 +292,16 @@ def _write_gt_mat(path: str, entries: List[dict], headboxes: List[np.ndarray]) -
 
 def _check_args(root: str, num_train: int, num_valid: int, seed: int) -> None:
     if not isinstance(root, (str, os.PathLike)) or not str(root):
-        raise ValueError(f'root={root!r} is not a usable path; expected a non-empty directory path, '
-                         f'e.g. "data/synthetic".')
+        raise BadValue(f'root={root!r} is not a usable path; expected a non-empty directory path, '
+                       f'e.g. "data/synthetic".')
     for name, value in (('num_train', num_train), ('num_valid', num_valid)):
         is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
         if not is_int or not 1 <= value <= MAX_PER_SPLIT:
-            raise ValueError(f'{name}={value!r} is invalid; expected an int in [1, {MAX_PER_SPLIT}]. '
-                             f'Pass e.g. {name}=100.')
+            raise BadValue(f'{name}={value!r} is invalid; expected an int in [1, {MAX_PER_SPLIT}]. '
+                           f'Pass e.g. {name}=100.')
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f'seed={seed!r} is invalid; expected a non-negative int (numpy SeedSequence '
-                         f'entropy). Pass e.g. seed=0.')
+        raise BadValue(f'seed={seed!r} is invalid; expected a non-negative int (numpy SeedSequence '
+                       f'entropy). Pass e.g. seed=0.')
 
 
 def _write_json(path: str, entries: List[dict]) -> None:

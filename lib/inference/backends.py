@@ -9,6 +9,7 @@ import importlib
 from typing import Dict, Optional, Tuple, Union
 
 from lib.inference.conventions import Conventions, conventions_for_model_dir
+from lib.utils.errors import BadValue, MissingPackage
 
 
 BACKENDS: Dict[str, Union[type, str]] = {
@@ -21,7 +22,7 @@ BACKENDS: Dict[str, Union[type, str]] = {
 def backend_class(kind: str) -> type:
     """The class registered as `kind`, importing a 'module:Class' entry now."""
     if kind not in BACKENDS:
-        raise ValueError(f'unknown backend {kind!r}; choose one of {sorted(BACKENDS)}.')
+        raise BadValue(f'unknown backend {kind!r}; choose one of {sorted(BACKENDS)}.')
     entry = BACKENDS[kind]
     if not isinstance(entry, str):
         return entry
@@ -29,8 +30,8 @@ def backend_class(kind: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ImportError(f'backend {kind!r} lives in {module_name}, which cannot be imported ({error}). '
-                          'Install what it names, or use --backend dygraph with the .pdparams.') from error
+        raise MissingPackage(f'backend {kind!r} lives in {module_name}, which cannot be imported ({error}). '
+                             'Install what it names, or use --backend dygraph with the .pdparams.') from error
     if not hasattr(module, class_name):
         raise ImportError(f'backend {kind!r}: {module_name} has no class {class_name} (BACKENDS names {entry!r}).')
     return getattr(module, class_name)

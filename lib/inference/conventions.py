@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional
 from lib.config import (DataConfig, ModelConfig, TestConfig, find_run_config, resolve_config, run_config_for,
                         weight_conventions)
 from lib.utils.files import read_json
+from lib.utils.errors import BadValue, MissingFile
 
 # Keys of `overrides` and the config keys they set; None (or a missing key) keeps the saved value. The
 # flip_test, shift_heatmap and post_process flags override in both directions.
@@ -40,7 +41,7 @@ def conventions_from_config(saved: dict, overrides: Optional[dict] = None, sourc
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(overrides) - set(OVERRIDE_KEYS))
     if unknown:
-        raise ValueError(f'unknown convention overrides {unknown}; valid keys: {list(OVERRIDE_KEYS)}.')
+        raise BadValue(f'unknown convention overrides {unknown}; valid keys: {list(OVERRIDE_KEYS)}.')
     size = overrides.get('image_size')
     if size is not None and not isinstance(size, (tuple, list)):
         overrides['image_size'] = (int(size), int(size))
@@ -68,7 +69,7 @@ def conventions_for_model_dir(model_dir: str, overrides: Optional[dict] = None) 
     """Conventions of an exported model, from <model_dir>/inference.json (same sections as config.json)."""
     path = os.path.join(model_dir, EXPORTED_CONFIG_NAME)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path} not found: an exported model folder keeps its input conventions in '
-                                f'{EXPORTED_CONFIG_NAME}. Pass the folder export.py wrote as --model_dir, or '
-                                're-export the model.')
+        raise MissingFile(f'{path} not found: an exported model folder keeps its input conventions in '
+                          f'{EXPORTED_CONFIG_NAME}. Pass the folder export.py wrote as --model_dir, or '
+                          're-export the model.')
     return conventions_from_config(read_json(path, f'the {EXPORTED_CONFIG_NAME} export.py writes', expect=dict), overrides, path)

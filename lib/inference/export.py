@@ -12,6 +12,7 @@ import paddle.nn as nn
 from lib.config import to_dict
 from lib.inference.conventions import EXPORTED_CONFIG_NAME, Conventions
 from lib.inference.exported import ONNX_FILE, PADDLE_PARAMS_FILE, OnnxRuntimeBackend, PaddleInferenceBackend
+from lib.utils.errors import MissingPackage
 
 DATA_KEYS = ('input_wh', 'heatmap_wh', 'sigma', 'color_rgb', 'mean', 'std')   # DataConfig minus dataset paths
 TEST_KEYS = ('flip_test', 'shift_heatmap', 'post_process', 'batch_size')
@@ -69,8 +70,8 @@ def import_paddle2onnx():
     try:
         import paddle2onnx
     except ImportError:
-        raise ImportError('--onnx needs paddle2onnx: pip install paddle2onnx onnxruntime (or export without '
-                          '--onnx and use the Paddle Inference model).') from None
+        raise MissingPackage('--onnx needs paddle2onnx: pip install paddle2onnx onnxruntime (or export without '
+                             '--onnx and use the Paddle Inference model).') from None
     return paddle2onnx
 
 

@@ -13,6 +13,7 @@ from lib.inference.conventions import EXPORTED_CONFIG_NAME, conventions_from_con
 from lib.utils.device import choose_device, gpu_available, paddle_gpu_hint
 from lib.utils.files import read_json
 from lib.utils.threads import default_threads
+from lib.utils.errors import BadValue, MissingFile, MissingPackage
 
 PADDLE_MODEL_FILES = ('model.json', 'model.pdmodel')   # Paddle 3.x (PIR) writes .json; the old IR .pdmodel
 PADDLE_PARAMS_FILE = 'model.pdiparams'
@@ -30,16 +31,16 @@ def read_inference_config(model_dir: str) -> dict:
     """The parsed <model_dir>/inference.json; FileNotFoundError naming the expected files when missing."""
     path = os.path.join(model_dir, EXPORTED_CONFIG_NAME)
     if not os.path.isdir(model_dir):
-        raise FileNotFoundError(f'exported model folder not found: {model_dir}. Expected a folder holding '
-                                + _expected_files(model_dir))
+        raise MissingFile(f'exported model folder not found: {model_dir}. Expected a folder holding '
+                          + _expected_files(model_dir))
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path} not found; an exported model folder holds ' + _expected_files(model_dir))
+        raise MissingFile(f'{path} not found; an exported model folder holds ' + _expected_files(model_dir))
     values = read_json(path, 'the sections model, data and test', 're-export the model: '
                        + EXPORT_COMMAND.format(dir=model_dir), expect=dict)
     missing = [key for key in ('model', 'data', 'test') if not isinstance(values.get(key), dict)]
     if missing:
-        raise ValueError(f'{path} lacks the section(s) {missing}; export.py writes model, data, test, num_joints '
-                         'and files. Re-export the model: ' + EXPORT_COMMAND.format(dir=model_dir))
+        raise BadValue(f'{path} lacks the section(s) {missing}; export.py writes model, data, test, num_joints '
+                       'and files. Re-export the model: ' + EXPORT_COMMAND.format(dir=model_dir))
     check_file_names(values.get('files'), path)
     return values
 
@@ -50,17 +51,17 @@ def check_file_names(files, path: str) -> None:
     if files is None:
         return
     if not isinstance(files, dict):
-        raise ValueError(f'{path}: "files" is {files!r}; expected a dict of kind -> file name in the folder, '
-                         'e.g. {"paddle_params": "model.pdiparams"}. Re-export the model.')
+        raise BadValue(f'{path}: "files" is {files!r}; expected a dict of kind -> file name in the folder, '
+                       'e.g. {"paddle_params": "model.pdiparams"}. Re-export the model.')
     for kind, name in files.items():
         if name is None and kind == 'onnx':
             continue
         if not isinstance(name, str) or not name or os.path.isabs(name) or ':' in name or \
                 '..' in name.replace('\\', '/').split('/'):
-            raise ValueError(f'{path}: files.{kind} is {name!r}; expected the name of a file inside '
-                             f'{os.path.dirname(path) or "."} (relative, no "..", e.g. "model.pdiparams"). '
-                             'inference.json may only name files of its own folder: re-export the model, or '
-                             'fix the name.')
+            raise BadValue(f'{path}: files.{kind} is {name!r}; expected the name of a file inside '
+                           f'{os.path.dirname(path) or "."} (relative, no "..", e.g. "model.pdiparams"). '
+                           'inference.json may only name files of its own folder: re-export the model, or '
+                           'fix the name.')
 
 
 def paddle_model_files(model_dir: str, inference_config: dict) -> Tuple[str, str]:
@@ -71,8 +72,8 @@ def paddle_model_files(model_dir: str, inference_config: dict) -> Tuple[str, str
     programs = [os.path.join(model_dir, name) for name in names if os.path.isfile(os.path.join(model_dir, name))]
     params = os.path.join(model_dir, files.get('paddle_params', PADDLE_PARAMS_FILE))
     if not programs or not os.path.isfile(params):
-        raise FileNotFoundError(f'no Paddle inference model in {model_dir} (found {sorted(os.listdir(model_dir))}); '
-                                'expected ' + _expected_files(model_dir))
+        raise MissingFile(f'no Paddle inference model in {model_dir} (found {sorted(os.listdir(model_dir))}); '
+                          'expected ' + _expected_files(model_dir))
     return programs[0], params
 
 
@@ -80,9 +81,9 @@ def check_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
     """images as a C-contiguous float32 [N, 3, H, W] array; ValueError naming the shape otherwise."""
     images = np.ascontiguousarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[1:] != (3, height, width) or images.shape[0] < 1:
-        raise ValueError(f'the exported model takes images [N, 3, H, W] = [N, 3, {height}, {width}] float32; '
-                         f'received shape {tuple(images.shape)}. Crop and resize to W x H = {width} x {height} '
-                         '(the input_wh of inference.json), channels first, and add the batch axis.')
+        raise BadValue(f'the exported model takes images [N, 3, H, W] = [N, 3, {height}, {width}] float32; '
+                       f'received shape {tuple(images.shape)}. Crop and resize to W x H = {width} x {height} '
+                       '(the input_wh of inference.json), channels first, and add the batch axis.')
     return images
 
 
@@ -99,7 +100,8 @@ class PaddleInferenceBackend:
         from paddle import inference
 
         self.inference_config = read_inference_config(model_dir)
-        self.conventions = conventions_from_config(self.inference_config)
+        self.conventions = conventions_from_config(self.inference_config,
+                                                   source=os.path.join(model_dir, EXPORTED_CONFIG_NAME))
         self.width, self.height = self.conventions.data.input_wh   # traced with this size
         program, params = paddle_model_files(model_dir, self.inference_config)
         usable = device in ('auto', 'gpu') and gpu_available()
@@ -143,22 +145,23 @@ class OnnxRuntimeBackend:
         try:
             import onnxruntime
         except ImportError:
-            raise ImportError('the onnxruntime backend needs onnxruntime: pip install onnxruntime (CPU) or '
-                              'pip install onnxruntime-gpu (CUDA).') from None
+            raise MissingPackage('the onnxruntime backend needs onnxruntime: pip install onnxruntime (CPU) or '
+                                 'pip install onnxruntime-gpu (CUDA).') from None
         self.inference_config = read_inference_config(model_dir)
-        self.conventions = conventions_from_config(self.inference_config)
+        self.conventions = conventions_from_config(self.inference_config,
+                                                   source=os.path.join(model_dir, EXPORTED_CONFIG_NAME))
         self.width, self.height = self.conventions.data.input_wh   # traced with this size
         files = self.inference_config.get('files')
         name = files.get('onnx') if files is not None else ONNX_FILE
         if name is None:
-            raise FileNotFoundError(f'{model_dir} holds no ONNX model: it was exported without --onnx (its '
-                                    f'inference.json lists {sorted(files.values())}). Re-export with: '
-                                    + EXPORT_COMMAND.format(dir=model_dir))
+            raise MissingFile(f'{model_dir} holds no ONNX model: it was exported without --onnx (its '
+                              f'inference.json lists {sorted(files.values())}). Re-export with: '
+                              + EXPORT_COMMAND.format(dir=model_dir))
         path = os.path.join(model_dir, name)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f'{path} not found, though inference.json lists it (the folder holds '
-                                    f'{sorted(os.listdir(model_dir))}). Copy the whole folder export.py wrote, '
-                                    'or re-export with: ' + EXPORT_COMMAND.format(dir=model_dir))
+            raise MissingFile(f'{path} not found, though inference.json lists it (the folder holds '
+                              f'{sorted(os.listdir(model_dir))}). Copy the whole folder export.py wrote, '
+                              'or re-export with: ' + EXPORT_COMMAND.format(dir=model_dir))
         available = onnxruntime.get_available_providers()
         self.device = choose_device(device, 'CUDAExecutionProvider' in available,
                                     f'onnxruntime offers only {available}. Install onnxruntime-gpu '

@@ -14,6 +14,7 @@ import zipfile
 from typing import Dict, Optional, Tuple
 
 from lib.convert import detect
+from lib.utils.errors import BadValue
 
 # Which of val.py's MPII columns the number a project reported as "Mean@0.1" compares with.
 METRIC_NOTES = {
@@ -145,16 +146,16 @@ def load_pretrained(model, path: str) -> None:
         found = direct_source(path)
     except ValueError as error:
         answer = unreadable_answer(path)
-        raise ValueError(answer if answer else str(error)) from None
+        raise BadValue(answer if answer else str(error)) from None
     except FileNotFoundError:
         answer = unreadable_answer(path)
         if answer:
-            raise ValueError(answer) from None
+            raise BadValue(answer) from None
         raise
     if found is None and not os.path.isfile(path):
         answer = unreadable_answer(path)
         if answer:
-            raise ValueError(answer)
+            raise BadValue(answer)
     if found is not None:
         from lib.convert import map_state
         fmt, source = found
@@ -170,15 +171,15 @@ def load_pretrained(model, path: str) -> None:
         check_state_dict(model, state, source_name)
     except ValueError as error:
         if found is not None:
-            raise ValueError(f'{error}\nThe file was read as {fmt}; a config.json beside it that describes another '
-                             'model overrides that project\'s conventions: move the file to a folder of its own.'
-                             ) from None
+            raise BadValue(f'{error}\nThe file was read as {fmt}; a config.json beside it that describes another '
+                           'model overrides that project\'s conventions: move the file to a folder of its own.'
+                           ) from None
         state_keys = list(_state_of(obj)[0])
         if detect.detect_layout(state_keys) is not None and not _is_resumable(obj):
             # a known foreign layout: the answer first, the key-by-key comparison after it
-            raise ValueError(f'{path} does not hold weights of this repository\'s models. '
-                             f'{detect.explain(state_keys, path)}\nDetails: {error}') from None
-        raise ValueError(f'{error}\n{_explain_mismatch(obj, path)}') from None
+            raise BadValue(f'{path} does not hold weights of this repository\'s models. '
+                           f'{detect.explain(state_keys, path)}\nDetails: {error}') from None
+        raise BadValue(f'{error}\n{_explain_mismatch(obj, path)}') from None
     finally:
         _cache.clear()
     model.set_state_dict(state)

@@ -12,6 +12,7 @@ import numpy as np
 from lib.datasets.heatmaps import flip_test, get_final_preds
 from lib.datasets.skeletons import KeypointLayout, layout_for
 from lib.datasets.transforms import box_to_center_scale, crop_image, normalize_image
+from lib.utils.errors import BadValue
 
 # images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] (or a list of them, one per stack, last = prediction)
 Backend = Callable[[np.ndarray], object]
@@ -41,7 +42,7 @@ class PosePredictor:
                  color_rgb: bool, layout: KeypointLayout, flip_test: bool = True, shift_heatmap: bool = True,
                  post_process: bool = True, batch_size: int = 32, decode_offset: float = 0.0):
         if batch_size < 1:
-            raise ValueError(f'batch_size must be at least 1; received {batch_size}.')
+            raise BadValue(f'batch_size must be at least 1; received {batch_size}.')
         self.backend = backend
         self.input_wh = (int(input_wh[0]), int(input_wh[1]))
         self.mean, self.std, self.color_rgb = tuple(mean), tuple(std), bool(color_rgb)
@@ -69,7 +70,7 @@ class PosePredictor:
                      ) -> List[Tuple[np.ndarray, np.ndarray]]:
         """As __call__ for several images at once; the people of all images share backend batches."""
         if len(images) != len(boxes):
-            raise ValueError(f'{len(images)} images but {len(boxes)} box arrays; give one (or None) per image.')
+            raise BadValue(f'{len(images)} images but {len(boxes)} box arrays; give one (or None) per image.')
         crops, centers, scales, owners = [], [], [], []
         for i, (image, image_boxes) in enumerate(zip(images, boxes)):
             for box in self._boxes(image, image_boxes):
@@ -107,7 +108,7 @@ class PosePredictor:
     @staticmethod
     def _boxes(image: np.ndarray, boxes: Optional[np.ndarray]) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f'image must be [H, W, 3] uint8 BGR; received {image.dtype} {image.shape}.')
+            raise BadValue(f'image must be [H, W, 3] uint8 BGR; received {image.dtype} {image.shape}.')
         if boxes is None:
             return np.array([[0, 0, image.shape[1], image.shape[0]]], dtype=np.float32)
         boxes = np.asarray(boxes, dtype=np.float32)
@@ -116,8 +117,8 @@ class PosePredictor:
         if boxes.shape == (4,):
             boxes = boxes[None]
         if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f'boxes must be [M, 4] (x, y, w, h); received shape {boxes.shape}.')
+            raise BadValue(f'boxes must be [M, 4] (x, y, w, h); received shape {boxes.shape}.')
         if np.any(boxes[:, 2:] <= 0):
             bad = boxes[np.any(boxes[:, 2:] <= 0, axis=1)][0]
-            raise ValueError(f'boxes are (x, y, w, h) with w, h > 0; received {bad.tolist()}.')
+            raise BadValue(f'boxes are (x, y, w, h) with w, h > 0; received {bad.tolist()}.')
         return boxes

@@ -8,6 +8,7 @@ import paddle.nn as nn
 from lib.models.cornernet_hourglass import hourglass52, hourglass104
 from lib.models.hourglass import stacked_hourglass
 from lib.models.pose_resnet import pose_resnet_18, pose_resnet_34, pose_resnet_50, pose_resnet_101, pose_resnet_152
+from lib.utils.errors import BadValue
 
 MODELS: Dict[str, Callable[..., nn.Layer]] = {
     'hourglass': stacked_hourglass,           # Newell et al. (princeton-vl), SPEC F.1
@@ -30,14 +31,14 @@ def check_input_size(name: str, input_wh) -> None:
     multiple = INPUT_MULTIPLE.get(name, 4)
     bad = [side for side in input_wh if side < multiple or side % multiple]
     if bad:
-        raise ValueError(f'{name} needs input sides that are multiples of {multiple}; received {tuple(input_wh)} '
-                         f'(W, H). Use e.g. --image_size {max(multiple, round(input_wh[0] / multiple) * multiple)}; '
-                         'the references use 256 and 384.')
+        raise BadValue(f'{name} needs input sides that are multiples of {multiple}; received {tuple(input_wh)} '
+                       f'(W, H). Use e.g. --image_size {max(multiple, round(input_wh[0] / multiple) * multiple)}; '
+                       'the references use 256 and 384.')
 
 
 def build_model(name: str, **kwargs) -> nn.Layer:
     if name not in MODELS:
-        raise ValueError(f'unknown model {name!r}; choose one of {sorted(MODELS)}.')
+        raise BadValue(f'unknown model {name!r}; choose one of {sorted(MODELS)}.')
     return MODELS[name](**kwargs)
 
 
@@ -46,14 +47,14 @@ def model_options(config, sources: Optional[Dict[str, str]] = None) -> dict:
     the models whose builders take them, and only when set (0 = the builder's default). `sources`: for an
     option that did not come from its flag, where it came from and what to do instead of "Remove --key"."""
     if config.name not in MODELS:
-        raise ValueError(f'unknown model {config.name!r}; choose one of {sorted(MODELS)}.')
+        raise BadValue(f'unknown model {config.name!r}; choose one of {sorted(MODELS)}.')
     accepted = inspect.signature(MODELS[config.name]).parameters
     options = {'num_joints': config.num_joints}
     for key in ('num_stacks', 'num_features'):
         value = getattr(config, key)
         if value and key not in accepted:
-            raise ValueError(f'{config.name} has no option {key} (received {value}); it applies to the '
-                             "'hourglass' model only. " + (sources or {}).get(key, f'Remove --{key}.'))
+            raise BadValue(f'{config.name} has no option {key} (received {value}); it applies to the '
+                           "'hourglass' model only. " + (sources or {}).get(key, f'Remove --{key}.'))
         if value:
             options[key] = value
     return options

@@ -22,6 +22,7 @@ import paddle
 import paddle.nn as nn
 
 from lib.models.layers import BasicBlock, batch_norm, check_input_divisible, downsample, normal_conv, upsample_nearest_2x
+from lib.utils.errors import BadValue
 
 STAGE_CHANNELS = (256, 256, 384, 384, 384, 512)
 STAGE_BLOCKS = (2, 2, 2, 2, 2, 4)
@@ -36,8 +37,8 @@ def res_layer(num_blocks: int, in_channels: int, out_channels: int, stride: int 
     blocks first, then in -> out last.
     """
     if num_blocks < 1:
-        raise ValueError(f'a ResLayer needs at least one block; received num_blocks={num_blocks}. '
-                         f'Fix: use stage_blocks entries >= 1.')
+        raise BadValue(f'a ResLayer needs at least one block; received num_blocks={num_blocks}. '
+                       f'Fix: use stage_blocks entries >= 1.')
     projection = downsample(in_channels, out_channels, stride)
     if downsample_first:
         blocks = [BasicBlock(in_channels, out_channels, stride, projection)]
@@ -101,13 +102,13 @@ class HourglassNet(nn.Layer):
                  feat_channel: int = 256):
         super().__init__()
         if num_stacks < 1:
-            raise ValueError(f'num_stacks must be >= 1; received {num_stacks}. Fix: use hourglass52 (1 stack) '
-                             f'or hourglass104 (2 stacks).')
+            raise BadValue(f'num_stacks must be >= 1; received {num_stacks}. Fix: use hourglass52 (1 stack) '
+                           f'or hourglass104 (2 stacks).')
         if len(stage_channels) != len(stage_blocks) or len(stage_channels) <= downsample_times:
-            raise ValueError(f'stage_channels and stage_blocks need the same length, greater than downsample_times '
-                             f'(one entry per level plus the bottom); received {len(stage_channels)} channels, '
-                             f'{len(stage_blocks)} blocks, downsample_times={downsample_times}. Fix: e.g. the '
-                             f'defaults {STAGE_CHANNELS}, {STAGE_BLOCKS} with downsample_times=5.')
+            raise BadValue(f'stage_channels and stage_blocks need the same length, greater than downsample_times '
+                           f'(one entry per level plus the bottom); received {len(stage_channels)} channels, '
+                           f'{len(stage_blocks)} blocks, downsample_times={downsample_times}. Fix: e.g. the '
+                           f'defaults {STAGE_CHANNELS}, {STAGE_BLOCKS} with downsample_times=5.')
         channels = stage_channels[0]
         self.num_stacks = num_stacks
         self.input_divisor = 2 ** (downsample_times + 2)   # stem /4, then one /2 per hourglass level

@@ -10,6 +10,7 @@ import paddle
 import paddle.nn as nn
 
 from lib.models.layers import batch_norm, conv2d, upsample_nearest_2x
+from lib.utils.errors import BadValue
 
 
 class ConvBNReLU(nn.Layer):
@@ -83,8 +84,8 @@ class StackedHourglass(nn.Layer):
     def __init__(self, num_stacks: int = 8, num_features: int = 256, num_joints: int = 16, depth: int = 4):
         super().__init__()
         if num_features % 2 or num_features < 8:
-            raise ValueError(f'num_features must be an even number >= 8 (bottleneck width is half of it); '
-                             f'received {num_features}. The paper uses 256.')
+            raise BadValue(f'num_features must be an even number >= 8 (bottleneck width is half of it); '
+                           f'received {num_features}. The paper uses 256.')
         self.num_stacks = num_stacks
         self.depth = depth
         half = num_features // 2

@@ -7,6 +7,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle import ParamAttr
 from paddle.nn.initializer import Constant, Normal, Uniform
+from lib.utils.errors import BadValue
 
 # Paddle's BatchNorm momentum is the weight of the *old* statistics: Paddle 0.9 == PyTorch 0.1.
 BN_MOMENTUM = 0.9
@@ -45,7 +46,7 @@ class BatchNorm2D(nn.BatchNorm2D):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         n = x.shape[0] * x.shape[2] * x.shape[3]
         if not self.training or self._use_global_stats or n <= 1:
-            return super().forward(x)
+            return nn.BatchNorm2D.forward(self, x)     # not super(): Paddle 2.6's to_static cannot transform it
         # Paddle's kernel updates a copy of the running variance, v' = m v + (1 - m) b; the references keep
         # m v + (1 - m) b n/(n-1) = v' n/(n-1) - m v / (n-1). The copy matters: the backward pass holds the
         # variance it was given and refuses one changed afterwards, so the layer's own is written only here.
@@ -96,9 +97,9 @@ def check_input_divisible(images: paddle.Tensor, divisor: int, model: str) -> No
     bad = [side for side in (height, width) if isinstance(side, int) and side > 0 and side % divisor]
     if bad:
         w_fix, h_fix = (max(divisor, round(side / divisor) * divisor) for side in (width, height))
-        raise ValueError(f'{model} needs an input whose height and width are divisible by {divisor}; received '
-                         f'W x H = {width} x {height}. Fix: use an image size that is a multiple of {divisor}, '
-                         f'e.g. {w_fix} x {h_fix}.')
+        raise BadValue(f'{model} needs an input whose height and width are divisible by {divisor}; received '
+                       f'W x H = {width} x {height}. Fix: use an image size that is a multiple of {divisor}, '
+                       f'e.g. {w_fix} x {h_fix}.')
 
 
 class BasicBlock(nn.Layer):

@@ -18,6 +18,7 @@ from paddle import ParamAttr
 from paddle.nn.initializer import Normal
 
 from lib.models.layers import INIT_STD, BasicBlock, batch_norm, check_input_divisible, downsample, normal_conv
+from lib.utils.errors import BadValue
 
 # Transposed-conv kernel -> (padding, output_padding) giving exactly x2 at stride 2 (HRNet _get_deconv_cfg).
 DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
@@ -27,9 +28,9 @@ DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
 def deconv_padding(kernel_size: int) -> Tuple[int, int]:
     """(padding, output_padding) of a stride-2 transposed conv that doubles the resolution."""
     if kernel_size not in DECONV_PADDING:
-        raise ValueError(f'deconv kernel size {kernel_size} is not supported; expected one of '
-                         f'{sorted(DECONV_PADDING)} (they give an exact x2 upsampling at stride 2). '
-                         f'Fix: set deconv_kernels to values from {sorted(DECONV_PADDING)}, e.g. (4, 4, 4).')
+        raise BadValue(f'deconv kernel size {kernel_size} is not supported; expected one of '
+                       f'{sorted(DECONV_PADDING)} (they give an exact x2 upsampling at stride 2). '
+                       f'Fix: set deconv_kernels to values from {sorted(DECONV_PADDING)}, e.g. (4, 4, 4).')
     return DECONV_PADDING[kernel_size]
 
 
@@ -73,9 +74,9 @@ class PoseResNet(nn.Layer):
         super().__init__()
         if len(deconv_filters) != 3 or len(deconv_kernels) != 3:
             # Three x2 deconvs take the backbone's 1/32 to the contract's 1/4.
-            raise ValueError(f'pose_resnet needs 3 deconv layers to reach H/4; received deconv_filters='
-                             f'{tuple(deconv_filters)}, deconv_kernels={tuple(deconv_kernels)}. Fix: pass 3 '
-                             f'entries each, e.g. (256, 256, 256) and (4, 4, 4).')
+            raise BadValue(f'pose_resnet needs 3 deconv layers to reach H/4; received deconv_filters='
+                           f'{tuple(deconv_filters)}, deconv_kernels={tuple(deconv_kernels)}. Fix: pass 3 '
+                           f'entries each, e.g. (256, 256, 256) and (4, 4, 4).')
         for kernel in deconv_kernels:
             deconv_padding(kernel)   # fail before building the backbone
         self.conv1 = nn.Conv2D(3, 64, 7, stride=2, padding=3, bias_attr=False,

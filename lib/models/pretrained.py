@@ -19,6 +19,7 @@ import paddle
 
 from lib.models.pose_resnet import RESNETS, Bottleneck, PoseResNet
 from lib.utils.checkpoint import key_mismatches, load_file, model_state_from
+from lib.utils.errors import BadType, BadValue
 
 HEAD_PREFIXES = ('deconv_layers.', 'final_layer.')
 CLASSIFIER_KEYS = ('fc.weight', 'fc.bias')     # ImageNet classifier: pose_resnet has none
@@ -50,7 +51,7 @@ def check_backbone(model: PoseResNet, state: Dict[str, object], source: str) -> 
     problems = key_mismatches(backbone_state(model), state, 'backbone ')
     if problems:
         depth = resnet_depth_of(model)
-        raise ValueError(
+        raise BadValue(
             f'backbone weights in {source} do not fit the ResNet-{depth} backbone of pose_resnet_{depth}:\n'
             + problems +
             f'Pass ResNet-{depth} ImageNet weights: Paddle\'s {PADDLE_IMAGENET_URL.format(depth=depth)}, or '
@@ -70,7 +71,7 @@ def load_backbone(model: PoseResNet, path: str) -> List[str]:
     """Load ImageNet ResNet weights (see the module docstring for the accepted files and where to get
     Paddle's) into the backbone of a pose_resnet model; fc.* is dropped by name. Returns the loaded keys."""
     if not isinstance(model, PoseResNet):
-        raise TypeError(f'load_backbone loads ImageNet ResNet weights into a pose_resnet model; received a '
-                        f'{type(model).__name__}. Use --pretrained_backbone only with --model pose_resnet_*.')
+        raise BadType(f'load_backbone loads ImageNet ResNet weights into a pose_resnet model; received a '
+                      f'{type(model).__name__}. Use --pretrained_backbone only with --model pose_resnet_*.')
     state = model_state_from(load_file(path), path)
     return set_backbone(model, {k: v for k, v in state.items() if k not in CLASSIFIER_KEYS}, path)

@@ -12,6 +12,7 @@ import numpy as np
 import paddle
 
 from lib.utils.safe_unpickle import UnsafeWeightsError, as_paddle_load, unpickle_weights
+from lib.utils.errors import BadValue, MissingFile, NonFinite, NotWritable
 
 TMP_MARK = '.tmp'    # atomic_save's temporary: .<name>.tmp<pid>, beside the file it replaces
 
@@ -31,7 +32,7 @@ def require_finite(state: Dict[str, object], path: str) -> None:
     is left as it was."""
     bad = nonfinite_entries(state)
     if bad:
-        raise FloatingPointError(
+        raise NonFinite(
             f'not writing {path}: {len(bad)} tensors of the model hold inf or NaN ({", ".join(bad[:5])}'
             f'{" ..." if len(bad) > 5 else ""}); the last file written there is intact. Lower --lr, check the '
             'data, or train without --amp.')
@@ -59,6 +60,10 @@ def atomic_save(obj, path: str) -> None:
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(folder, directory=True)
+    except OSError as error:        # disk full, read-only, quota: the file at `path` is the previous one
+        kept = 'the previous file there is intact' if os.path.exists(path) else 'nothing was written there'
+        raise NotWritable(f'cannot write {path}: {error.strerror or error}; {kept}. Free space there (or choose '
+                          'another --output_dir) and resume.') from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -84,16 +89,34 @@ def load_file(path: str):
     anything else (os.system, eval, a class) is refused before it is called, with an UnsafeWeightsError
     naming the file and the global."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'weights file not found: {path}. Pass the .pdparams written by train.py '
-                                '(e.g. output/<run>/best_model/model.pdparams) or a converted checkpoint.')
+        raise MissingFile(f'weights file not found: {path}. Pass the .pdparams written by train.py '
+                          '(e.g. output/<run>/best_model/model.pdparams) or a converted checkpoint.')
     try:
         with open(path, 'rb') as f:
-            return as_paddle_load(unpickle_weights(f, path))
+            loaded = as_paddle_load(unpickle_weights(f, path))
     except UnsafeWeightsError:
         raise
     except Exception as error:
-        raise ValueError(f'cannot read {path} as a Paddle weights file ({type(error).__name__}: {error}); '
-                         'it may be truncated or not a .pdparams file.') from None
+        raise BadValue(f'cannot read {path} as a Paddle weights file ({type(error).__name__}: {error}); '
+                       'it may be truncated or not a .pdparams file.') from None
+    bad = nonfinite_entries(dict(_arrays(loaded)))
+    if bad:
+        raise NonFinite(f'{path} holds inf or NaN in {len(bad)} tensors ({", ".join(bad[:5])}'
+                        f'{" ..." if len(bad) > 5 else ""}): the run that wrote it diverged, or the file is damaged. '
+                        'Use an earlier checkpoint, or retrain with a lower --lr.')
+    return loaded
+
+
+def _arrays(obj, prefix: str = ''):
+    """(dotted name, array) of every tensor or array in a loaded weights file, however nested."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _arrays(value, f'{prefix}{key}.')
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj):
+            yield from _arrays(value, f'{prefix}{index}.')
+    elif hasattr(obj, 'shape') and hasattr(obj, 'dtype'):
+        yield prefix[:-1], obj
 
 
 def model_state_from(obj: dict, path: str) -> Dict[str, object]:
@@ -101,7 +124,7 @@ def model_state_from(obj: dict, path: str) -> Dict[str, object]:
     if isinstance(obj, dict) and 'model' in obj and isinstance(obj['model'], dict):
         return obj['model']
     if not isinstance(obj, dict):
-        raise ValueError(f'{path} holds a {type(obj).__name__}, expected a dict of parameter name -> tensor.')
+        raise BadValue(f'{path} holds a {type(obj).__name__}, expected a dict of parameter name -> tensor.')
     return obj
 
 
@@ -129,7 +152,7 @@ def check_state_dict(model: paddle.nn.Layer, state: Dict[str, object], source: s
     """Raise ValueError naming every missing key, unexpected key and shape mismatch."""
     problems = key_mismatches(model.state_dict(), state)
     if problems:
-        raise ValueError(
+        raise BadValue(
             f'weights in {source} do not fit the model {type(model).__name__}:\n' + problems +
             'Check that --model, --num_stacks, --num_features and the number of joints match the run that '
             'produced the file (its config.json lies beside it).')

@@ -1,5 +1,7 @@
 """Device selection that works on CPU-only and GPU builds of Paddle 2.6 and 3.x; choose_device is the one
 check of a --device value, also used by the exported-model backends (Paddle is imported only when asked)."""
+from lib.utils.errors import BadValue, Unavailable
+
 DEVICES = ('auto', 'cpu', 'gpu')
 
 
@@ -7,9 +9,9 @@ def choose_device(choice: str, gpu_usable: bool, install_hint: str) -> str:
     """'auto' -> 'gpu' when gpu_usable, else 'cpu'; 'gpu' without a usable GPU is an error that ends with
     install_hint (what to install for one)."""
     if choice not in DEVICES:
-        raise ValueError(f"--device must be 'auto', 'cpu' or 'gpu'; received {choice!r}.")
+        raise BadValue(f"--device must be 'auto', 'cpu' or 'gpu'; received {choice!r}.")
     if choice == 'gpu' and not gpu_usable:
-        raise RuntimeError(f'--device gpu was asked for, but {install_hint}, or use --device cpu.')
+        raise Unavailable(f'--device gpu was asked for, but {install_hint}, or use --device cpu.')
     return 'gpu' if choice == 'gpu' or (choice == 'auto' and gpu_usable) else 'cpu'
 
 

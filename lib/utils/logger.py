@@ -23,6 +23,20 @@ class _TqdmSafeHandler(logging.StreamHandler):
             self.handleError(record)
 
 
+class _LogFileHandler(logging.FileHandler):
+    """train.log: when a line cannot be written (disk full), says so once on stderr instead of printing
+    logging's traceback for every line; the console keeps logging."""
+
+    failed = False
+
+    def handleError(self, record):
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            print(f'warning: cannot write {self.baseFilename} ({getattr(error, "strerror", None) or error}); '
+                  'log lines go to the console only from now on.', file=sys.stderr, flush=True)
+
+
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
@@ -40,7 +54,7 @@ def setup_logger(log_file: str = None, name: str = 'pose', quiet: bool = False, 
     console = _TqdmSafeHandler(stream) if stdout_is_terminal() else logging.StreamHandler(stream)
     handlers = [console]
     if log_file:
-        handlers.append(logging.FileHandler(log_file, mode='a'))
+        handlers.append(_LogFileHandler(log_file, mode='a'))
     for handler in handlers:
         handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
         logger.addHandler(handler)

@@ -6,6 +6,7 @@ from typing import Sequence
 from lib.datasets.skeletons import KeypointLayout
 from lib.utils.curves import draw_curves
 from lib.utils.debug_images import save_batch_debug
+from lib.utils.errors import MissingPackage
 
 
 class RunMonitor:
@@ -21,8 +22,8 @@ class RunMonitor:
             try:
                 from visualdl import LogWriter
             except ImportError:
-                raise ImportError('--use_vdl needs VisualDL: pip install visualdl (then: visualdl --logdir '
-                                  f'{os.path.join(run_dir, "vdl")})') from None
+                raise MissingPackage('--use_vdl needs VisualDL: pip install visualdl (then: visualdl --logdir '
+                                     f'{os.path.join(run_dir, "vdl")})') from None
             self.vdl = LogWriter(logdir=os.path.join(run_dir, 'vdl'))
 
     def on_train_log(self, batch, outputs, state, scalars: dict) -> None:

@@ -9,10 +9,12 @@ import socket
 import time
 from typing import Optional
 
+from lib.utils.errors import UserError
+
 LOCK_NAME = '.train.lock'
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(UserError, RuntimeError):
     """Another live train.py holds the run folder."""
 
 

@@ -13,6 +13,8 @@ from typing import Any, BinaryIO, Dict
 
 import numpy as np
 
+from lib.utils.errors import UserError
+
 # The (module, name) globals paddle.save writes, and nothing else. Tensors are pickled as numpy arrays (state dicts)
 # or as tuple((name, array)) (Paddle's reduce_varbase, for nested dicts); protocol 2 spells builtins '__builtin__'
 # and pickles bytes as _codecs.encode(text, 'latin1').
@@ -29,7 +31,7 @@ NAME_TABLE = 'StructuredToParameterName@@'      # paddle.save's structured -> pa
 SPLIT_TABLE = 'UnpackBigParamInfor@@'          # protocol 2/3: arrays over 1 GiB saved in slices (io_utils)
 
 
-class UnsafeWeightsError(pickle.UnpicklingError):
+class UnsafeWeightsError(UserError, pickle.UnpicklingError):
     """A weights file asks for a global that weights never need: refused before it is called."""
 
 

@@ -12,11 +12,14 @@ instead of the generic one) unless the user set the variable. Measured with benc
 an AMD EPYC: a hourglass forward pass differs by 3e-7 at most (heatmaps up to 0.4: float32 rounding, as a
 different summation order gives); README, "Using the whole CPU".
 """
+import argparse
 import ctypes
 import glob
 import os
 import sys
 from typing import Optional
+
+from lib.utils.errors import BadValue
 
 # OMP_NUM_THREADS as the user set it: read before `import paddle` overwrites an unset one with 1.
 USER_OMP_NUM_THREADS = None if 'paddle' in sys.modules else os.environ.get('OMP_NUM_THREADS')
@@ -61,18 +64,30 @@ def default_threads() -> int:
     return threads if threads > 0 else available_cores()
 
 
+def positive_threads(text: str) -> int:
+    """argparse type of --threads: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number of threads; e.g. --threads '
+                                         f'{available_cores()} (the cores available here)')
+    return value
+
+
 def add_threads_argument(parser) -> None:
-    parser.add_argument('--threads', type=int, default=None,
+    parser.add_argument('--threads', type=positive_threads, default=None,
                         help='CPU math threads of Paddle (default: OMP_NUM_THREADS when set, else the cores '
                         f'available to this process, here {available_cores()})')
 
 
 def use_cpu_threads(threads: Optional[int] = None) -> int:
     """Set Paddle's CPU math threads to `threads` (default: default_threads()); returns the number set."""
-    threads = threads or default_threads()
+    threads = default_threads() if threads is None else threads
     if threads < 1:
-        raise ValueError(f'--threads {threads}: expected a positive number of threads, e.g. --threads '
-                         f'{available_cores()} (the cores available here).')
+        raise BadValue(f'--threads {threads}: expected a positive number of threads, e.g. --threads '
+                       f'{available_cores()} (the cores available here).')
     from paddle.base import core
     core.set_num_threads(threads)
     return threads
