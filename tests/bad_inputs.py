@@ -65,6 +65,14 @@ def edit_entry(split: str, index: int, **fields) -> Callable[[Workspace], None]:
     return spoil
 
 
+def drop_field(split: str, index: int, key: str) -> Callable[[Workspace], None]:
+    def spoil(ws):
+        def change(entries):
+            del entries[index][key]
+        edit_json(os.path.join(ws.data, 'annot', f'{split}.json'), change)
+    return spoil
+
+
 def write_bytes(path_of: Callable[[Workspace], str], data: bytes) -> Callable[[Workspace], None]:
     def spoil(ws):
         with open(path_of(ws), 'wb') as f:
@@ -315,8 +323,8 @@ def build_cases() -> List[Case]:
              write_bytes(lambda ws: annot(ws), b'{"a": 1}')),
         Case('train.json empty list', 'train.py', train(), ['train.json', 'non-empty'],
              write_bytes(lambda ws: annot(ws), b'[]')),
-        Case('entry without joints', 'train.py', train(), ['train.json', 'entry 0', 'joints'],
-             lambda ws: edit_json(annot(ws), lambda e: e[0].pop('joints'))),
+        Case('entry without joints', 'train.py', train(), ['train.json', 'entry 0', "missing field 'joints'"],
+             drop_field('train', 0, 'joints')),
         Case('joints_vis 7', 'train.py', train(), ['train.json', 'entry 2', 'joints_vis'],
              edit_entry('train', 2, joints_vis=[7] * 16)),
         Case('person scale 1e9', 'train.py', train(), ['train.json', 'entry 1', 'scale'],
