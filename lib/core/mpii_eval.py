@@ -37,17 +37,20 @@ class MPIIGroundTruth:
         return self.pos_gt_src.shape[2]
 
 
+def read_mat(path: str, what: str, expected: str) -> dict:
+    """The variables of a MATLAB file; a missing or unreadable file is one error naming it and `expected`."""
+    if not os.path.isfile(path):
+        raise MissingFile(f'{what} not found: {path}. Expected {expected}.')
+    try:
+        return loadmat(path)
+    except Exception as error:      # scipy raises several types for a file that is not a .mat
+        raise BadValue(f'cannot read {path} as a MATLAB file ({error}); expected {expected}.') from None
+
+
 def load_mpii_ground_truth(path: str) -> MPIIGroundTruth:
     """Read gt_valid.mat (HRNet's MPII evaluation file) and check its variables."""
-    if not os.path.isfile(path):
-        raise MissingFile(
-            f'MPII ground truth not found: {path}. Expected <dataset_root>/annot/gt_valid.mat from the '
-            'HRNet annotation package (see README, "Preparing MPII").')
-    try:
-        mat = loadmat(path)
-    except Exception as error:      # scipy raises several types for a file that is not a .mat
-        raise BadValue(f'cannot read {path} as a MATLAB file ({error}); expected the gt_valid.mat shipped with '
-                       'the HRNet MPII annotations.') from None
+    mat = read_mat(path, 'MPII ground truth', '<dataset_root>/annot/gt_valid.mat from the HRNet annotation '
+                   'package (see README, "Preparing MPII")')
     missing = [name for name in GT_MAT_VARIABLES if name not in mat]
     if missing:
         raise BadValue(f'{path} lacks the variables {missing}; expected {list(GT_MAT_VARIABLES)} '
@@ -135,14 +138,8 @@ def save_predictions(preds: np.ndarray, path: str) -> None:
 
 def load_predictions(path: str, num_samples: int) -> np.ndarray:
     """Read a pred.mat (1-based, as HRNet writes it) -> [N, 16, 2] 0-based pixels."""
-    if not os.path.isfile(path):
-        raise MissingFile(f'predictions file not found: {path}. Expected a pred.mat written by val.py '
-                          'or HRNet (variable `preds`, shape (N, 16, 2), 1-based pixels).')
-    try:
-        mat = loadmat(path)
-    except Exception as error:      # scipy raises several types for a file that is not a .mat
-        raise BadValue(f'cannot read {path} as a MATLAB file ({error}); expected a pred.mat written by val.py or '
-                       'HRNet (variable `preds`, shape (N, 16, 2), 1-based pixels).') from None
+    mat = read_mat(path, 'predictions file', 'a pred.mat written by val.py or HRNet (variable `preds`, shape '
+                   '(N, 16, 2), 1-based pixels)')
     if 'preds' not in mat:
         raise BadValue(f'{path} has no variable `preds` (found {sorted(k for k in mat if not k.startswith("__"))}); '
                        'expected HRNet\'s pred.mat layout: preds (N, 16, 2), 1-based pixels.')
