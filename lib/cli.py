@@ -3,8 +3,8 @@
 import argparse
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from lib.config import (DATASETS, TrainConfig, image_size_arg, key_type, load_preset, preset_names, resolve_config,
-                        valid_keys)
+from lib.config import (DATASETS, DECODERS, TrainConfig, image_size_arg, key_type, load_preset, preset_names,
+                        resolve_config, valid_keys)
 
 
 class Flag(NamedTuple):
@@ -44,6 +44,10 @@ TRAIN_FLAGS = DATA_FLAGS + (
          "by 1.5 (HRNet USE_DIFFERENT_JOINTS_WEIGHT; COCO's table)", {'action': argparse.BooleanOptionalAction}),
     Flag('reduced_decode', 'data.reduced_decode', 'decode large training images at 1/2, 1/4 or 1/8 resolution when '
          'the crop is small enough (faster data loading; targets unchanged)', _store(True)),
+    Flag('udp', 'data.udp', "UDP's unbiased crop, targets and decoding (DARK-UDP) for training and validation; "
+         'travels with the weights (README "DARK and UDP")', _store(True)),
+    Flag('unbiased_encoding', 'data.unbiased_encoding', "DARK's unbiased targets: the Gaussian at the exact "
+         'sub-pixel joint position (MMPose MSRAHeatmap(unbiased=True)); pair with --decode dark', _store(True)),
     Flag('train_set', 'data.train_set', 'annotation file used for training (trainval for the test server)'),
     Flag('valid_set', 'data.valid_set', 'annotation file used for validation'),
     Flag('num_stacks', 'model.num_stacks', 'hourglass stacks: 1, 2, 4 or 8 (hourglass only)'),
@@ -71,6 +75,8 @@ TRAIN_FLAGS = DATA_FLAGS + (
     Flag('log_seconds', 'log_seconds', '... or after this many seconds, whichever comes first'),
     Flag('val_batch_size', 'test.batch_size', 'validation batch size'),
     Flag('no_flip_test', 'test.flip_test', 'validate without the flip test', _store(False)),
+    Flag('decode', 'test.decode', "heatmap decoder: quarter (HRNet's quarter-pixel shift, the paper's) or dark "
+         "(DARK's Taylor step); with --udp, DARK-UDP", {'choices': DECODERS}),
     Flag('amp', 'amp', 'mixed precision; fp16 uses a GradScaler', {'choices': ('off', 'fp16', 'bf16')}),
     Flag('amp_level', 'amp_level', 'O1: per-op casting; O2: low-precision weights with float32 master copies',
          {'choices': ('O1', 'O2')}),

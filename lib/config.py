@@ -22,6 +22,7 @@ from lib.utils.errors import BadType, BadValue, MissingFile
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DECODERS = ('quarter', 'dark')   # test.decode: HRNet's quarter-pixel shift (the paper's), DARK's Taylor step
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class DataConfig:
     mean: Tuple[float, float, float] = IMAGENET_MEAN   # applied to [0, 1] pixels in channel order
     std: Tuple[float, float, float] = IMAGENET_STD
     reduced_decode: bool = False    # decode JPEGs at 1/2, 1/4, 1/8 when the crop is that much larger than input_wh
+    # Beyond the paper (lib/datasets/codec.py, README "DARK and UDP"): UDP's crop, targets and decoding (training
+    # and test alike: travels with the weights), or DARK's unbiased targets (training only).
+    udp: bool = False
+    unbiased_encoding: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class TestConfig:
     shift_heatmap: bool = True      # HRNet TEST.SHIFT_HEATMAP (SPEC D.3)
     post_process: bool = True       # quarter-pixel refinement (SPEC D.2)
     decode_offset: float = 0.0      # heatmap pixels added when decoding; 0.5 for princeton-vl's weights
+    decode: str = 'quarter'         # 'quarter' (HRNet, the paper's) or 'dark' (DARK's Taylor step); data.udp: DARK-UDP
+    blur_kernel: int = 0            # DARK's modulation kernel; 0 = from data.sigma (11 for 2, 17 for 3)
     batch_size: int = 32
     # COCO only (HRNet's TEST section, SPEC H.2-H.3): boxes and post-processing of the evaluation.
     use_gt_bbox: bool = True        # ground-truth boxes (HRNet USE_GT_BBOX, validation during training)
@@ -381,7 +388,7 @@ def _apply(config, values: dict):
 # Sections of a run's config.json that travel with its weights (val.py, infer.py, export.py): the network and
 # its input and test conventions, not where the training data was or how it was augmented.
 WEIGHT_CONVENTIONS = {'model': ('name', 'num_stacks', 'num_features', 'num_joints'),
-                      'data': ('dataset', 'input_wh', 'heatmap_wh', 'color_rgb', 'mean', 'std', 'sigma'),
+                      'data': ('dataset', 'input_wh', 'heatmap_wh', 'color_rgb', 'mean', 'std', 'sigma', 'udp'),
                       'test': None}   # None: the whole section
 
 
@@ -478,6 +485,8 @@ VALUE_RULES = {
     'model.num_joints': ('an integer >= 1', lambda v: v >= 1),
     'test.batch_size': ('an integer >= 1', lambda v: v >= 1),
     'test.decode_offset': ('a finite number', _finite),
+    'test.decode': (f'one of {list(DECODERS)}', lambda v: v in DECODERS),
+    'test.blur_kernel': ('0 (from data.sigma) or an odd kernel size >= 3', lambda v: v == 0 or (v >= 3 and v % 2 == 1)),
     'test.image_thre': ('a finite number', _finite),
     'test.in_vis_thre': ('a finite number', _finite),
     'test.oks_thre': ('a threshold in [0, 1]', lambda v: 0 <= v <= 1),
@@ -509,6 +518,11 @@ def check_values(config: 'TrainConfig', source_of=lambda key: 'the configuration
         if not test(value):
             raise BadValue(f'{key}={list(value) if isinstance(value, tuple) else value!r} (from {source_of(key)}) '
                            f'is out of range; expected {expected}. Change it there, or with --set {key}=<value>.')
+    if config.data.udp and config.data.unbiased_encoding:
+        raise BadValue(f'data.udp (from {source_of("data.udp")}) and data.unbiased_encoding (from '
+                       f'{source_of("data.unbiased_encoding")}) are both on; they are two different targets (UDP\'s '
+                       "already centres the Gaussian at the exact position). Choose one: drop --unbiased_encoding or "
+                       '--udp.')
 
 
 def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',
