@@ -11,8 +11,9 @@ Writes to --output_dir (default output/export/<label>_<size>):
                                    output the last stack's heatmaps [N, K, h, w]. With FLAGS_enable_pir_api=0
                                    in the environment: model.pdmodel (old IR), which both backends read too
     model.onnx                     with --onnx: the same program through paddle2onnx (opset --opset)
-    inference.json                 model, data (input_wh, heatmap_wh, sigma, color_rgb, mean, std), test
-                                   (flip_test, shift_heatmap, post_process), num_joints, files
+    inference.json                 model, data (input_wh, heatmap_wh, sigma, color_rgb, mean, std, udp), test
+                                   (flip_test, shift_heatmap, post_process, decode_offset, decode, blur_kernel),
+                                   num_joints, files
 and checks that the exported models give the dygraph model's heatmaps on a random batch of 2.
 """
 import argparse
@@ -24,7 +25,7 @@ warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-
 import paddle  # noqa: E402
 
 from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.config import preset_names  # noqa: E402
+from lib.config import DECODERS, preset_names  # noqa: E402
 from lib.inference.conventions import conventions_for_weights  # noqa: E402
 from lib.inference.export import (CHECK_TOLERANCE, DATA_KEYS, EXPORT_FILES, TEST_KEYS, check_exported,  # noqa: E402,F401
                                   export_model, import_paddle2onnx)
@@ -42,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--num_stacks', type=int, help='hourglass stacks (default: from config.json)')
     p.add_argument('--num_features', type=int, help='hourglass width (default: from config.json)')
     p.add_argument('--image_size', type=int, help='square input side (default: from config.json, else 256)')
+    p.add_argument('--decode', choices=DECODERS, help="heatmap decoder the exported model's users get: quarter or "
+                   "dark (default: the weights' config.json, else quarter; README \"DARK and UDP\")")
     p.add_argument('--output_dir', help='default output/export/<label>_<size>, e.g. output/export/hourglass8_256')
     p.add_argument('--onnx', action='store_true', help='also write model.onnx (needs pip install paddle2onnx)')
     p.add_argument('--opset', type=int, default=11, help='ONNX opset (default 11; paddle2onnx raises it if an op needs it)')
@@ -59,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {'model': args.model, 'num_stacks': args.num_stacks, 'num_features': args.num_features,
-                 'image_size': args.image_size}
+                 'image_size': args.image_size, 'decode': args.decode}
     conventions = conventions_for_weights(args.pretrained_model, overrides)
     model_cfg, data, _ = conventions
     check_input_size(model_cfg.name, data.input_wh)

@@ -30,6 +30,7 @@ from tqdm import tqdm  # noqa: E402
 
 from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, add_debug_argument, run_cli  # noqa: E402,E501
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
+from lib.config import DECODERS  # noqa: E402
 from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
 from lib.inference.predictor import PosePredictor  # noqa: E402
 from lib.core.metrics import require_finite_predictions  # noqa: E402
@@ -58,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--bbox', help='x,y,w,h: one person box (pixels) for every image or frame')
     p.add_argument('--kpt_thr', type=float, default=0.3, help='joints scoring below this are not drawn (default 0.3)')
     p.add_argument('--no_flip_test', action='store_true', help='predict without the flip test (twice as fast)')
+    p.add_argument('--decode', choices=DECODERS, help="heatmap decoder: quarter or dark (default: the model's, from "
+                   'its config.json or inference.json; a --udp model always decodes with DARK-UDP)')
     p.add_argument('--batch_size', type=int, default=32, help='people per forward pass (default 32)')
     p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
     p.add_argument('--output_dir', default='output/infer', help='where drawings and keypoints.json go')
@@ -308,9 +311,12 @@ def main(argv=None) -> int:
                                                 args.threads)
     if args.no_flip_test:
         test = dataclasses.replace(test, flip_test=False)
+    if args.decode:
+        test = dataclasses.replace(test, decode=args.decode)
     predictor = PosePredictor.from_conventions(backend, (model, data, test), batch_size=args.batch_size)
     print(f'{model.label} ({args.backend}), input {data.input_wh[0]}x{data.input_wh[1]} '
           f'{"RGB" if data.color_rgb else "BGR"}, flip test {"on" if test.flip_test else "off"}, '
+          f'decoder {predictor.codec.method}, '
           f'{predictor.layout.name} joints')
 
     if kind == 'video':

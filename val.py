@@ -27,9 +27,10 @@ warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-
 from lib.utils.errors import BadValue, add_debug_argument, run_cli  # noqa: E402
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type, use_cpu_threads  # first: before Paddle
 from lib.cli import add_config_arguments  # noqa: E402
-from lib.config import (DATASETS, ModelConfig, TestConfig, dump_yaml, find_run_config, image_size_arg,
+from lib.config import (DATASETS, DECODERS, ModelConfig, TestConfig, dump_yaml, find_run_config, image_size_arg,
                         preset_names, resolve_config, size_name, to_dict, weight_conventions)
 from lib.core.evaluators import build_evaluator, oracle
+from lib.datasets.codec import codec_for
 from lib.datasets.records import SplitRecords, layout_of, load_split
 from lib.inference.conventions import saved_config_for
 from lib.utils.files import require_writable_dir
@@ -52,7 +53,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--num_features', type=int, default=None, help='default: from config.json, else 256')
     p.add_argument('--no_flip_test', action='store_true', help='turn the flip test off')
     p.add_argument('--no_shift_heatmap', action='store_true', help='flip test without the one-column shift')
-    p.add_argument('--no_post_process', action='store_true', help='decode without the quarter-pixel refinement')
+    p.add_argument('--no_post_process', action='store_true', help='decode the plain argmax, without the sub-pixel '
+                   'refinement (quarter-pixel, DARK or DARK-UDP)')
+    p.add_argument('--decode', choices=DECODERS, help="heatmap decoder: quarter (HRNet's quarter-pixel shift, the "
+                   "paper's) or dark (DARK's Taylor step) (default: the run's config.json, else quarter); a --udp "
+                   'model always decodes with DARK-UDP')
+    p.add_argument('--udp', action='store_true', help="UDP's crop and decoding (default: the run's config.json, "
+                   'else off); with --oracle also its targets')
+    p.add_argument('--unbiased_encoding', action='store_true', help="--oracle only: DARK's unbiased targets (the "
+                   'Gaussian at the exact sub-pixel joint position) instead of HRNet\'s rounded ones')
     p.add_argument('--sigma', type=float, default=None, help='target sigma for --oracle (default: the preset\'s, 2; '
                    'COCO 3 at 384 px high)')
     p.add_argument('--batch_size', type=int, default=32, help='images per forward pass (default 32)')
@@ -105,6 +114,8 @@ def conventions(args):
              'test.flip_test': False if args.no_flip_test else None,
              'test.shift_heatmap': False if args.no_shift_heatmap else None,
              'test.post_process': False if args.no_post_process else None, 'test.batch_size': args.batch_size,
+             'test.decode': args.decode, 'data.udp': True if args.udp else None,
+             'data.unbiased_encoding': True if args.unbiased_encoding else None,
              'test.use_gt_bbox': not args.det_file, 'test.det_file': args.det_file or '',
              'test.image_thre': args.image_thre, 'test.in_vis_thre': args.in_vis_thre, 'test.oks_thre': args.oks_thre}
     config = resolve_config(flags, run_config=weight_conventions(saved), config_file=args.config, sets=args.set,
@@ -143,6 +154,16 @@ def input_label(dataset: str, input_wh) -> str:
     return str(input_wh[0]) if dataset == 'mpii' and input_wh[0] == input_wh[1] else size_name(input_wh)
 
 
+def oracle_suffix(data, test: TestConfig) -> str:
+    """'' for HRNet's targets and decoder (the oracle as before DARK and UDP), else e.g. '_unbiased_dark', '_udp'."""
+    codec = codec_for(data, test)
+    if codec.udp:
+        return '_udp'
+    if codec.encoding == 'hrnet' and codec.decoder == 'quarter':
+        return ''
+    return f'_{codec.encoding}_{codec.decoder}'
+
+
 def run_model(args, model_cfg: ModelConfig, data, test: TestConfig, split: SplitRecords):
     """(preds [N, K, 2] image pixels, maxvals [N, K, 1], name, extra) of the flip-tested model on `split`."""
     from lib.core.validate import predict_split   # imports Paddle: --preds_file and --oracle start fast without
@@ -171,13 +192,16 @@ def main(argv=None) -> int:
         split = load_split(data, data.valid_set, test, need_images=not args.oracle)   # the oracle reads no image
         evaluator = build_evaluator(data, data.valid_set, split.records, test)
         if args.oracle:
-            preds, maxvals = oracle(split.records, data, refine=test.post_process)
+            preds, maxvals = oracle(split.records, data, test)
             size = data.input_wh[0] if data.input_wh[0] == data.input_wh[1] else size_name(data.input_wh)
-            name = f'oracle_{input_label(data.dataset, data.input_wh)}'
+            name = f'oracle_{input_label(data.dataset, data.input_wh)}{oracle_suffix(data, test)}'
             extra = {'oracle': {'image_size': size, 'sigma': data.sigma}}
         else:
             preds, maxvals, name, extra = run_model(args, model_cfg, data, test, split)
         extra['test'] = to_dict(test)
+        codec = codec_for(data, test)
+        extra['codec'] = {'encoding': codec.encoding, 'decoder': codec.method, 'blur_kernel': codec.kernel,
+                          'flip_shift': codec.flip_shift}
         metrics = evaluator.evaluate(preds, maxvals, args.output_dir, extra)
     print(evaluator.table(metrics, name))
     print(f'Wrote {os.path.join(args.output_dir, evaluator.files[0])} and {", ".join(evaluator.files[1:])}')

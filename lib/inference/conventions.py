@@ -17,7 +17,7 @@ from lib.utils.errors import BadValue, MissingFile
 # flip_test, shift_heatmap and post_process flags override in both directions.
 OVERRIDE_KEYS = {'model': 'model.name', 'image_size': 'data.input_wh', 'num_stacks': 'model.num_stacks',
                  'num_features': 'model.num_features', 'flip_test': 'test.flip_test',
-                 'shift_heatmap': 'test.shift_heatmap', 'post_process': 'test.post_process',
+                 'shift_heatmap': 'test.shift_heatmap', 'post_process': 'test.post_process', 'decode': 'test.decode',
                  'batch_size': 'test.batch_size', 'dataset_root': 'data.dataset_root', 'valid_set': 'data.valid_set'}
 EXPORTED_CONFIG_NAME = 'inference.json'
 __all__ = ['Conventions', 'EXPORTED_CONFIG_NAME', 'OVERRIDE_KEYS', 'conventions_for_model_dir',

@@ -14,8 +14,8 @@ from lib.inference.conventions import EXPORTED_CONFIG_NAME, Conventions
 from lib.inference.exported import ONNX_FILE, PADDLE_PARAMS_FILE, OnnxRuntimeBackend, PaddleInferenceBackend
 from lib.utils.errors import MissingPackage
 
-DATA_KEYS = ('input_wh', 'heatmap_wh', 'sigma', 'color_rgb', 'mean', 'std')   # DataConfig minus dataset paths
-TEST_KEYS = ('flip_test', 'shift_heatmap', 'post_process', 'batch_size')
+DATA_KEYS = ('input_wh', 'heatmap_wh', 'sigma', 'color_rgb', 'mean', 'std', 'udp')   # DataConfig minus dataset paths
+TEST_KEYS = ('flip_test', 'shift_heatmap', 'post_process', 'decode_offset', 'decode', 'blur_kernel', 'batch_size')
 EXPORT_FILES = ('model.json', 'model.pdmodel', PADDLE_PARAMS_FILE, PADDLE_PARAMS_FILE + '.info', ONNX_FILE,
                 EXPORTED_CONFIG_NAME)
 CHECK_TOLERANCE = 1e-3   # max |exported - dygraph| / max |dygraph heatmap| above which the export fails
