@@ -207,3 +207,10 @@ def test_dark_oracle_recovers_what_the_quarter_pixel_decoder_cannot():
         errors[name] = (np.linalg.norm(preds - truth, axis=-1) / stride)[inside]   # heatmap pixels
     assert errors['unbiased_dark'].max() < 0.02
     assert errors['quarter'].mean() > 0.2 and errors['hrnet_dark'].mean() > 0.2
+
+
+def test_decode_benchmark_prints_a_row_per_decoder(capsys):
+    from benchmarks.decode import main
+    assert main(['--shape', '2', '3', '16', '16', '--iters', '1']) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')][1:]
+    assert [row.split('|')[1].strip() for row in rows] == ['quarter', 'dark', 'dark-udp']
