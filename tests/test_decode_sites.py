@@ -102,3 +102,14 @@ def test_val_export_and_predictor_decode_alike(udp, data_root, tmp_path):
             assert moved.max() <= 1e-4, moved.max()
         else:                    # oneDNN rounds differently; DARK's Newton step on these random-weight heatmaps
             assert np.median(moved) < 1e-3 and (moved < 0.5).mean() > 0.9, np.sort(moved.ravel())[-5:]
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--udp', '--unbiased_encoding'], r'data\.udp \(from the flags\) and data\.unbiased_encoding .*Choose one'),
+    (['--set', 'test.decode=taylor'], r"test\.decode='taylor' \(from --set\) is out of range; expected one of "
+                                      r"\['quarter', 'dark'\]"),
+    (['--set', 'test.blur_kernel=4'], r'test\.blur_kernel=4 .*an odd kernel size >= 3'),
+])
+def test_bad_decoder_settings_are_refused_with_their_source(args, message, data_root, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        val.main(['--oracle', '--dataset_root', data_root, '--output_dir', str(tmp_path), *args])
