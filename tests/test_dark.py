@@ -165,13 +165,11 @@ def test_dark_decode_of_real_targets_equals_mmposes_msra_unbiased_decode(size, e
     # HRNet's crop takes the box width (scale[0]) and the input's aspect for the height, as MMPose's fixed box
     box_wh = np.stack([scales[:, 0], scales[:, 0] * input_wh[1] / input_wh[0]], 1) * PIXEL_STD
     theirs = mmpose_to_image(theirs_input, centers, box_wh, input_wh)
-    # in input pixels, MMPose's own output space
-    ours_input = np.stack([affine_transform_points(ours[i], get_affine_transform(centers[i], scales[i], 0, input_wh))
-                           for i in range(len(records))])
-    assert np.abs(ours_input - theirs_input).max() <= COORD_ATOL
-    # in image pixels: HRNet's back-mapping solves its matrix from float32 points (SPEC D.2), which costs up to
-    # a float32 ulp of the image coordinates (~1e-4 px at 1000 px) against MMPose's closed form
-    assert np.abs(ours - theirs).max() <= COORD_ATOL * max(1.0, float(np.abs(theirs).max()) / 1000)
+    # in image pixels (DARK maps back in float64 as MMPose; HRNet's float32 matrix would differ by up to 1e-3 px),
+    # for the annotated joints: MMPose returns input pixels in float32, which for the far-off peaks that noise
+    # gives an unannotated joint's empty map costs more than 1e-4 px
+    visible = np.stack([r['joints_vis'] for r in records]) > 0
+    assert np.abs(ours - theirs)[visible].max() <= COORD_ATOL
 
 
 def network_like_outputs(codec, records, layout, input_wh, rng, noise=0.02):

@@ -9,7 +9,7 @@ backend use.
 
     decoder    test.decode                 refinement of the argmax                    back to image pixels
     'quarter'  quarter (default, paper)    HRNet's 0.25 px toward the higher neighbour  HRNet (transform_preds)
-    'dark'     dark                        DARK's Taylor step (refine_dark)             HRNet
+    'dark'     dark                        DARK's Taylor step (refine_dark)             HRNet's map in float64 (MMPose)
     'dark-udp' any, with data.udp          MMPose's DARK-UDP step (refine_dark_udp)     UDP, (size-1) spacing
 
 test.post_process off decodes the plain argmax (no refinement) in all three. The flip test averages with the
@@ -23,7 +23,8 @@ import numpy as np
 
 from lib.config import DECODERS
 from lib.datasets.dark import blur_kernel_for, refine_dark, unbiased_target
-from lib.datasets.heatmaps import generate_target, get_max_preds, heatmap_to_image_coords, refine_quarter_offset
+from lib.datasets.heatmaps import (generate_target, get_max_preds, heatmap_to_image_coords, heatmap_to_image_exact,
+                                   refine_quarter_offset)
 from lib.datasets.transforms import crop_matrix
 from lib.datasets.udp import refine_dark_udp, udp_heatmap_to_image, udp_target
 
@@ -91,7 +92,10 @@ class HeatmapCodec(NamedTuple):
                 raise ValueError(f'unknown decoder {self.decoder!r}; choose one of {DECODERS}.')
         coords = coords + self.offset if self.offset else coords
         heatmap_wh = (heatmaps.shape[3], heatmaps.shape[2])
-        to_image = udp_heatmap_to_image if self.udp else heatmap_to_image_coords
+        if self.udp:
+            to_image = udp_heatmap_to_image
+        else:    # quarter: HRNet's float32 matrix, its figures to the bit; dark: the same map in float64, as MMPose
+            to_image = heatmap_to_image_exact if self.decoder == 'dark' else heatmap_to_image_coords
         if not len(coords):
             return coords.astype(np.float64), maxvals
         preds = np.stack([to_image(coords[i], centers[i], scales[i], heatmap_wh) for i in range(coords.shape[0])])
