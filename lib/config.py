@@ -106,6 +106,7 @@ class TrainConfig:
     log_every: int = 50
     log_seconds: float = 60.0      # ... or a line after this many seconds, whichever comes first
     device: str = 'auto'
+    deterministic: bool = False     # cuDNN's deterministic algorithms (lib/utils/device.use_deterministic_kernels)
 
 
 def parse_image_size(text) -> Tuple[int, int]:
