@@ -1,7 +1,9 @@
-"""Operators launched and device-to-host reads in one training step (lib.core.engine.train_step), per model.
+"""Operators launched, device-to-host reads and host-to-device copies in one training step
+(lib.core.engine.train_step), per model.
 
-On a GPU every operator is a kernel launch and every read waits for the device; neither can be timed here, so
-they are counted (Paddle's profiler on the CPU; patched Tensor accessors).
+On a GPU every operator is a kernel launch, and every read or copy of host data waits for the device (a
+synchronisation); none can be timed here, so they are counted (Paddle's profiler on the CPU; patched Tensor
+accessors and paddle.to_tensor / assign / set_value, lib/utils/op_count.py).
 
     python benchmarks/step_ops.py
     python benchmarks/step_ops.py --models hourglass --num_stacks 2 8
@@ -20,7 +22,7 @@ from lib.core.loss import StackedHeatmapLoss  # noqa: E402
 from lib.core.optim import build_optimizer, build_scheduler  # noqa: E402
 from lib.core.precision import Precision  # noqa: E402
 from lib.models import build_model  # noqa: E402
-from lib.utils.op_count import host_reads, operators_launched  # noqa: E402
+from lib.utils.op_count import host_syncs, operators_launched  # noqa: E402
 
 
 def step_counts(name: str, num_stacks: int, size: int) -> dict:
@@ -38,9 +40,10 @@ def step_counts(name: str, num_stacks: int, size: int) -> dict:
     state = TrainState()
     train_step(training, batch, state, False)          # creates the optimizer's accumulators
     counts = operators_launched(lambda: train_step(training, batch, state, False))
-    with host_reads() as reads:
+    with host_syncs() as syncs:
         train_step(training, batch, state, False)
-    return {'params': len(model.parameters()), 'ops': sum(counts.values()), 'reads': len(reads), 'top': counts}
+    return {'params': len(model.parameters()), 'ops': sum(counts.values()), 'reads': len(syncs['reads']),
+            'copies': len(syncs['copies']), 'top': counts}
 
 
 def main(argv=None) -> None:
@@ -50,14 +53,16 @@ def main(argv=None) -> None:
     p.add_argument('--image_size', type=int, default=64, help='input side (the counts do not depend on it)')
     args = p.parse_args(argv)
     paddle.set_device('cpu')
-    print('| model | parameter tensors | operators per step | host reads per step | most frequent operators |')
-    print('|---|---|---|---|---|')
+    print('| model | parameter tensors | operators per step | host reads per step | host-to-device copies per step '
+          '| syncs per step | most frequent operators |')
+    print('|---|---|---|---|---|---|---|')
     for name in args.models:
         for stacks in (args.num_stacks if name == 'hourglass' else [0]):
             row = step_counts(name, stacks, args.image_size if name != 'hourglass52' else max(args.image_size, 128))
             label = f'{name}{stacks or ""}'
             top = ', '.join(f'{op} {n}' for op, n in row['top'].most_common(4))
-            print(f'| {label} | {row["params"]} | {row["ops"]} | {row["reads"]} | {top} |')
+            print(f'| {label} | {row["params"]} | {row["ops"]} | {row["reads"]} | {row["copies"]} | '
+                  f'{row["reads"] + row["copies"]} | {top} |')
 
 
 if __name__ == '__main__':
