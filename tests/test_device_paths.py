@@ -9,6 +9,7 @@ code under test) and checks that the project detects it instead of assuming the 
 - a kernel that stops computing the paper's RMSprop is refused at the first step;
 - a GPU of compute capability 7.0 runs bf16 as float32: refused;
 - a 64 MB /dev/shm kills the loader's workers: refused at start, with the fix;
+- hourglass52 at 384 with the 256 recipe's batch 64 per GPU: 32, as MMPose's 384 recipe;
 - a host-to-device copy in the step is a second synchronisation: none left; --workers 0 copies 3 fields, not 10;
 - --deterministic sets cuDNN's flags on a build that has them.
 """
@@ -303,6 +304,15 @@ def test_the_in_process_loader_puts_only_what_the_step_needs_on_the_device(monke
     on_device = sorted(name for name, tensor in first.items() if places[tuple(tensor.shape)] is None)
     assert on_device == ['image', 'target', 'target_weight'], on_device
     assert first['center'].place.is_cpu_place() and first['index'].numpy().shape == (4,)
+
+
+def test_hourglass52_at_384_trains_32_per_gpu_as_mmposes_recipe():
+    """MMPose td-hm_hourglass52_8xb32-210e_mpii-384x384 (main kept the 256 recipe's 64: GPU_PATHS #8)."""
+    from lib.config import resolve_config
+    assert resolve_config({'model.name': 'hourglass52', 'data.input_wh': (384, 384)}).batch_size == 32
+    assert resolve_config({'model.name': 'hourglass52'}).batch_size == 64
+    assert resolve_config({'model.name': 'hourglass52', 'data.input_wh': (384, 384), 'batch_size': 8}).batch_size == 8
+    assert resolve_config({'model.name': 'hourglass', 'data.input_wh': (384, 384)}).batch_size == 16
 
 
 def test_deterministic_sets_cudnns_flags_where_the_build_has_them(monkeypatch):
