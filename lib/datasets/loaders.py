@@ -76,8 +76,8 @@ def shared_memory_needed(dataset: TopDownPoseDataset, batch_size: int, workers: 
 def check_shared_memory(dataset: TopDownPoseDataset, batch_size: int, workers: int, path: str = SHARED_MEMORY) -> None:
     """Unavailable, before any worker starts, when the batches the workers keep in flight do not fit in the free
     shared memory (a container's default /dev/shm is 64 MB): there the workers would die with a bus error."""
-    if workers == 0 or not os.path.isdir(path):
-        return
+    if workers == 0 or not os.path.isdir(path) or not hasattr(dataset, 'config'):
+        return      # no workers, no /dev/shm (not Linux), or a dataset that does not say its sizes
     need, free = shared_memory_needed(dataset, batch_size, workers), shutil.disk_usage(path).free
     if need <= free:
         return
