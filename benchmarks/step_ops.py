@@ -7,6 +7,12 @@ accessors and paddle.to_tensor / assign / set_value, lib/utils/op_count.py).
 
     python benchmarks/step_ops.py
     python benchmarks/step_ops.py --models hourglass --num_stacks 2 8
+    python benchmarks/step_ops.py --unbiased_kernel
+
+--unbiased_kernel answers the BatchNorm probe (lib/models/layers.VARIANCE_PROBE) with "unbiased", as cuDNN's kernel
+answers it on a GPU (the layer then runs Paddle's batch_norm alone); the CPU's own kernel is biased, so without it the
+count includes the correction's operators. A simulation: what the probe decides on a GPU was read in Paddle's source,
+not run.
 """
 import argparse
 import logging
@@ -51,8 +57,13 @@ def main(argv=None) -> None:
     p.add_argument('--models', nargs='+', default=['hourglass', 'hourglass52', 'pose_resnet_50'])
     p.add_argument('--num_stacks', type=int, nargs='+', default=[2, 8])
     p.add_argument('--image_size', type=int, default=64, help='input side (the counts do not depend on it)')
+    p.add_argument('--unbiased_kernel', action='store_true',
+                   help="answer the BatchNorm probe 'unbiased' (cuDNN's answer on a GPU)")
     args = p.parse_args(argv)
     paddle.set_device('cpu')
+    if args.unbiased_kernel:
+        from lib.models import layers
+        layers.VARIANCE_PROBE.run = lambda dtype, data_format, spatial: layers.ProbeResult(False, 2.0, dtype)
     print('| model | parameter tensors | operators per step | host reads per step | host-to-device copies per step '
           '| syncs per step | most frequent operators |')
     print('|---|---|---|---|---|---|---|')
