@@ -67,3 +67,13 @@ def test_a_wrong_update_on_this_device_fails_the_preflight(data_root, tmp_path, 
     report = json.loads((tmp_path / 'report.json').read_text())
     assert 'optimizer step = formula (adam, configured)' in report['failed']
     assert np.isfinite(report['findings'][0]['data'].get('relative_error_per_scale', {}).get('0.01', 0.0))
+
+
+def test_without_a_training_set_the_preflight_says_its_pipeline_rows_used_generated_images(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    import preflight
+    code = preflight.main(['--dataset_root', str(tmp_path / 'absent'), *TINY, '--workers', '0',
+                           '--output', str(tmp_path / 'report.json')])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    assert 'Note: no training set (' in out and 'used generated images' in out

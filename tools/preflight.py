@@ -79,6 +79,10 @@ def main(argv=None) -> int:
     print(f'\nPreflight of {config.model.label} at {config.data.input_wh[1]}x{config.data.input_wh[0]}, batch '
           f'{config.batch_size}, --amp {config.amp} {config.amp_level}, --optimizer {config.optimizer}:\n')
     print(findings_table(findings))
+    source = next((f.data.get('source', '') for f in findings if f.check == 'data pipeline per worker'), '')
+    if source.startswith('no training set'):
+        print(f'\nNote: {source.split(":")[0]}: the data-pipeline rows used generated images; pass the --dataset_root '
+              'you will train with to measure your own data.')
     print(f'\nWrote {output}')
     failed = failures(findings)
     for finding in failed:
