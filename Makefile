@@ -3,6 +3,8 @@
 #                     training, val.py and its [EVAL] line, a picture of the predictions
 #   make test         install the test tools and the optional packages, then `ruff check .` and the tests
 #                     (CI runs this: .ci/run)
+#   make test-paddle26  the same tests on the Paddle that `pip install paddlepaddle-gpu` gives (2.6.2): the CPU
+#                     wheel in a virtualenv that reuses the installed packages (CI runs it after make test)
 # Paddle is installed (the CPU wheel) only when no Paddle is importable, so an installed paddlepaddle-gpu is
 # never replaced. Variables: make quickstart EPOCHS=2 DATA=/tmp/synthetic OUTPUT=/tmp/output PYTHON=python3.11
 PYTHON ?= python
@@ -14,7 +16,7 @@ EPOCHS ?= 15
 RUN = $(OUTPUT)/mpii_hourglass1_64x64
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test install install-test
+.PHONY: quickstart test install install-test test-paddle26
 
 install:
 	@if $(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('paddle') is None)"; then \
@@ -54,3 +56,17 @@ install-test: install
 test: install-test
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q -rs $(PYTEST_ARGS)
+
+# Paddle 2.6.2 (PyPI's newest paddlepaddle-gpu) beside the installed one: a virtualenv with --system-site-packages,
+# so PyTorch, TensorFlow, pytest and the extras are reused, and only Paddle differs. Every test runs.
+PADDLE26 ?= paddlepaddle==2.6.2
+PADDLE26_VENV ?= .venv-paddle26
+PADDLE26_PYTHON = $(PADDLE26_VENV)/bin/python
+
+$(PADDLE26_PYTHON):
+	$(PYTHON) -m venv --system-site-packages $(PADDLE26_VENV)
+
+test-paddle26: install-test $(PADDLE26_PYTHON)
+	$(PADDLE26_PYTHON) -m pip install --quiet --disable-pip-version-check $(PADDLE26)
+	$(PADDLE26_PYTHON) -c "import paddle; assert paddle.__version__ == '2.6.2', paddle.__version__; print('paddle', paddle.__version__)"
+	$(PADDLE26_PYTHON) -m pytest -q -rs $(PYTEST_ARGS)

@@ -39,7 +39,7 @@ from lib.core.run import (build_training, close_epoch, default_run_name, load_re
 from lib.datasets.loaders import build_dataset, eval_loader, train_loader  # noqa: E402
 from lib.models import check_input_size, model_options  # noqa: E402
 from lib.utils.checkpoint import remove_stale_temporaries  # noqa: E402
-from lib.utils.device import select_device  # noqa: E402
+from lib.utils.device import select_device, use_deterministic_kernels  # noqa: E402
 from lib.utils.distributed import (any_rank, average_running_statistics, barrier, init_distributed,  # noqa: E402
                                    max_difference_across_ranks)
 from lib.utils.files import require_writable_dir, write_json  # noqa: E402
@@ -108,6 +108,7 @@ def run_training(config: TrainConfig, checkpoint, run_dir: str, rank: int, num_r
         logger.info('Removed %d temporary file(s) of a run killed while saving: %s', len(leftovers),
                     ', '.join(leftovers))
     device = select_device(config.device)
+    use_deterministic_kernels(config.deterministic)     # before the model is built
     threads = use_cpu_threads(threads_flag or max(1, default_threads() // num_ranks))   # ranks share the cores
     logger.info('Run folder %s, device %s x %d process(es), %d CPU threads, Paddle %s', run_dir, device, num_ranks,
                 threads, paddle.__version__)

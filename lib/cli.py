@@ -69,6 +69,8 @@ TRAIN_FLAGS = DATA_FLAGS + (
     Flag('workers', 'workers', 'data loading processes'),
     Flag('seed', 'seed', 'seed of initialisation, shuffling and augmentation'),
     Flag('device', 'device', 'auto: GPU when present', {'choices': ('auto', 'cpu', 'gpu')}),
+    Flag('deterministic', 'deterministic', "cuDNN's deterministic convolution algorithms (FLAGS_cudnn_deterministic): "
+         'a GPU run repeats bit for bit, somewhat slower', _store(True)),
     Flag('max_iters', 'max_iters', 'stop after this many iterations in all (smoke runs; 0 = no limit)'),
     Flag('eval_every', 'eval_every', 'validate every N epochs (and at the end)'),
     Flag('log_every', 'log_every', 'log a line every N iterations (and at the first and the last)'),

@@ -113,6 +113,7 @@ class TrainConfig:
     log_every: int = 50
     log_seconds: float = 60.0      # ... or a line after this many seconds, whichever comes first
     device: str = 'auto'
+    deterministic: bool = False     # cuDNN's deterministic algorithms (lib/utils/device.use_deterministic_kernels)
 
 
 def parse_image_size(text) -> Tuple[int, int]:
@@ -150,6 +151,10 @@ DATASETS = ('mpii', 'coco')
 # with heatmaps a quarter of the input and the references' sigma for it (HRNet's 384x288 and MMPose's
 # 384x384 COCO configs use 3).
 SIZE_SIGMA = {'mpii': {}, 'coco': {384: 3.0}}
+# ... and the batch per GPU where the reference's recipe at that size changes it (activations grow with the input's
+# area): MMPose's td-hm_hourglass52_8xb32-210e_mpii-384x384 trains 32 per GPU, its 256x256 recipe 64 (8xb64), the same
+# Adam 5e-4 and schedule otherwise.
+SIZE_BATCH = {('mpii', 'hourglass52'): {384: 32}}
 # Keys a config.json may hold beside the dataclass fields (tools/convert_weights.py notes its source).
 METADATA_KEYS = ('converted_from',)
 
@@ -208,11 +213,13 @@ def preset_path(dataset: str, model: str) -> str:
 
 
 def sized(config: 'TrainConfig', input_wh) -> 'TrainConfig':
-    """The SIZE RULE: `config` at input_wh (width, height), heatmaps a quarter of it, the dataset's sigma."""
+    """The SIZE RULE: `config` at input_wh (width, height), heatmaps a quarter of it, the dataset's sigma and the
+    reference's batch for that size (SIZE_BATCH)."""
     wh = tuple(input_wh)
     data = dataclasses.replace(config.data, input_wh=wh, heatmap_wh=(wh[0] // 4, wh[1] // 4),
                                sigma=SIZE_SIGMA[config.data.dataset].get(wh[1], config.data.sigma))
-    return dataclasses.replace(config, data=data)
+    batch_size = SIZE_BATCH.get((config.data.dataset, config.model.name), {}).get(wh[1], config.batch_size)
+    return dataclasses.replace(config, data=data, batch_size=batch_size)
 
 
 def load_preset(dataset: str = 'mpii', model: str = 'hourglass', input_wh=None) -> 'TrainConfig':

@@ -26,7 +26,7 @@ MPII_HOURGLASS = {
     'lr_steps': (90, 120), 'lr_gamma': 0.1, 'warmup_iters': 0, 'warmup_ratio': 0.001, 'weight_decay': 0.0,
     'pretrained_backbone': '', 'amp': 'off', 'amp_level': 'O1', 'max_nonfinite': 20, 'debug_images': (),
     'use_vdl': False, 'stack_loss': 'sum', 'workers': 4, 'seed': 0, 'max_iters': 0, 'eval_every': 1,
-    'log_every': 50, 'log_seconds': 60.0, 'device': 'auto'}
+    'log_every': 50, 'log_seconds': 60.0, 'device': 'auto', 'deterministic': False}
 _HG52 = {'data': {'scale_factor': 0.5, 'rotation_factor': 40.0}, 'epochs': 210, 'batch_size': 64,
          'optimizer': 'adam', 'lr': 0.0005, 'lr_steps': (170, 200), 'warmup_iters': 500}
 _RESNET = {'data': {'color_rgb': False}, 'batch_size': 32, 'optimizer': 'adam', 'lr': 0.001}

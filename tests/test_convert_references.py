@@ -499,7 +499,8 @@ def _paddle_vision_resnet(depth, path):
             layer._mean.set_value(rng.normal(0.0, 0.2, c).astype(np.float32))
             layer._variance.set_value(rng.uniform(0.5, 2.0, c).astype(np.float32))
     paddle.save(net.state_dict(), str(path))
-    return net.eval()
+    net.eval()             # (Paddle 2.6's Layer.eval returns None, 3.x's the layer)
+    return net
 
 
 def test_load_backbone_takes_paddle_vision_imagenet_weights(tmp_path):

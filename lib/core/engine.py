@@ -26,8 +26,10 @@ class TrainState:
     global_step: int = 0
     best_mean: float = -1.0
     best_epoch: int = -1
-    nonfinite_steps: int = 0        # steps skipped for a non-finite loss or gradient, in all
+    nonfinite_steps: int = 0        # steps skipped for a non-finite loss or gradient, in all (overflows included)
     nonfinite_streak: int = 0       # ... in a row, up to now
+    overflow_steps: int = 0         # ... of which fp16 loss-scale overflows (finite loss, scaled gradients inf)
+    epoch_diverged_steps: int = 0   # skips of the current epoch that were not fp16 overflows (see check_divergence)
     applied_steps: int = 0          # steps whose update was applied, in all
     epoch_loss_sum: float = 0.0     # finite losses of the current epoch so far (kept across a resume) ...
     epoch_loss_count: int = 0       # ... and their number
@@ -86,7 +88,7 @@ def describe_best(indicator: str, state: TrainState) -> str:
     return f'best {indicator} {state.best_mean:.3f} at epoch {state.best_epoch}'
 
 
-def train_step(t: Training, batch: dict, state: TrainState,
+def train_step(training: Training, batch: dict, state: TrainState,
                stop_requested: Union[bool, Callable[[], bool]]) -> Tuple[float, bool, list]:
     """Forward, loss, backward and update of one batch. Returns (loss, stop, outputs): `stop` when any
     rank was asked to stop. A callable `stop_requested` is read after the backward pass, so that a signal
@@ -94,55 +96,95 @@ def train_step(t: Training, batch: dict, state: TrainState,
     whose loss or gradients are not finite on any rank is skipped on all, and leaves the model as it was:
     weights, optimizer state and BatchNorm statistics.
 
-    One host synchronisation: the loss, the finiteness verdict and the stop vote travel in one small tensor
-    (one all-reduce when there are several ranks) and are read once.
+    One host synchronisation and no host-to-device copy: the loss, the finiteness verdicts and the stop vote
+    travel in one small tensor built on the device (paddle.full takes the vote as a kernel attribute; a
+    paddle.to_tensor would be a cudaMemcpy from pageable memory, a second synchronisation on Paddle's blocking
+    stream), one all-reduce when there are several ranks, and are read once.
     """
-    if t.running_stats is None:
-        t.running_stats = running_statistics(t.model)
-    before = StatisticsSnapshot(t.running_stats)
-    with t.precision.autocast():
-        outputs = t.model(batch['image'])
-        loss = t.criterion(outputs, batch['target'], batch['target_weight'])
-    t.precision.backward(loss)
+    if training.running_stats is None:
+        training.running_stats = running_statistics(training.model)
+    before = StatisticsSnapshot(training.running_stats)
+    with training.precision.autocast():
+        outputs = training.model(batch['image'])
+        loss = training.criterion(outputs, batch['target'], batch['target_weight'])
+    training.precision.backward(loss)
     loss = loss.astype('float32').reshape([1])
-    bad = paddle.logical_or(t.precision.unscale_and_check(t.model.parameters()),
-                            paddle.logical_not(paddle.isfinite(loss)))
+    loss_bad = paddle.logical_not(paddle.isfinite(loss))
+    bad = paddle.logical_or(training.precision.unscale_and_check(training.model.parameters()), loss_bad)
     if callable(stop_requested):
         stop_requested = stop_requested()
     summary = paddle.concat([paddle.where(bad, paddle.zeros_like(loss), loss), bad.astype('float32'),
-                             paddle.to_tensor([float(stop_requested), 1.0], dtype='float32')])
+                             loss_bad.astype('float32'), paddle.full([1], float(stop_requested), 'float32')])
     # Summed over ranks, so the log shows the mean loss of all ranks.
-    loss_sum, bad_votes, stop_votes, ranks = agree(summary)
+    loss_sum, bad_votes, loss_bad_votes, stop_votes = agree(summary)
     apply = bad_votes == 0
-    t.precision.finish_step(t.optimizer, apply)
-    if t.precision.scaler is not None:
-        state.loss_scale, state.loss_scale_good_steps = t.precision.scaler.scale, t.precision.scaler.good_steps
-    t.optimizer.clear_grad()
-    t.scheduler.step()
+    training.precision.finish_step(training.optimizer, apply)
+    if training.precision.scaler is not None:
+        state.loss_scale = training.precision.scaler.scale
+        state.loss_scale_good_steps = training.precision.scaler.good_steps
+    training.optimizer.clear_grad()
+    training.scheduler.step()
     state.iteration += 1
     state.global_step += 1
     if apply:
         state.nonfinite_streak = 0
         state.applied_steps += 1
-        loss_value = loss_sum / ranks
+        loss_value = loss_sum / paddle.distributed.get_world_size()
     else:
         before.restore()
         loss_value = float('nan')
-        _skipped(t, state, loss.item())
+        # fp16's loss scale overflowing the scaled gradients is routine (the scale halves); anything else is not.
+        overflow = training.precision.scaler is not None and loss_bad_votes == 0
+        _skipped(training, state, loss.item(), overflow)     # read only when skipped: a rare second sync
     return loss_value, stop_votes > 0, outputs
 
 
-def _skipped(t: Training, state: TrainState, loss_value: float) -> None:
+def _skipped(training: Training, state: TrainState, loss_value: float, overflow: bool) -> None:
     state.nonfinite_steps += 1
     state.nonfinite_streak += 1
-    t.logger.warning('Epoch %d iteration %d (step %d): non-finite loss or gradient (loss %s); step skipped '
-                     '(%d in a row, %d in all)', state.epoch + 1, state.iteration, state.global_step, loss_value,
-                     state.nonfinite_streak, state.nonfinite_steps)
-    if state.nonfinite_streak >= t.max_nonfinite:
+    if overflow:
+        state.overflow_steps += 1
+        training.logger.warning('Epoch %d iteration %d (step %d): fp16 loss-scale overflow (the scaled gradients are '
+                                'not finite, the loss is); step skipped, loss scale now %g (%d in a row, %d '
+                                'overflows in all)', state.epoch + 1, state.iteration, state.global_step,
+                                training.precision.scaler.scale, state.nonfinite_streak, state.overflow_steps)
+    else:
+        state.epoch_diverged_steps += 1
+        training.logger.warning('Epoch %d iteration %d (step %d): non-finite loss or gradient (loss %s); step '
+                                'skipped (%d in a row, %d in all)', state.epoch + 1, state.iteration,
+                                state.global_step, loss_value, state.nonfinite_streak, state.nonfinite_steps)
+    if state.nonfinite_streak >= training.max_nonfinite:
         raise NonFinite(
             f'{state.nonfinite_streak} training steps in a row had a non-finite loss or gradient (last at step '
             f'{state.global_step}); stopping without saving these weights. The last checkpoint is intact. '
             'Lower --lr, check the data, or train without --amp / with --amp bf16.')
+
+
+class Diverged(NonFinite):
+    """Most of an epoch's (or a run's) steps had a non-finite loss: the run has diverged."""
+
+
+def check_divergence(training: Training, state: TrainState, epoch_len: int, epoch_over: bool) -> None:
+    """Diverged when the steps skipped for a non-finite loss or gradient (fp16 overflows apart) exceed half of
+    the epoch's steps (raised as soon as that is certain), or, at the end of an epoch or run, half of the
+    steps run so far: then no later step of the epoch can make its weights trustworthy, and they must not be
+    validated, kept as the best or checkpointed."""
+    diverged_in_all = state.nonfinite_steps - state.overflow_steps
+    if state.epoch_diverged_steps > epoch_len / 2:
+        what = (f'{state.epoch_diverged_steps} of the {epoch_len} steps of epoch {state.epoch + 1} (stopped at its '
+                f'iteration {state.iteration})')
+    elif epoch_over and diverged_in_all > state.global_step / 2:
+        what = f'{diverged_in_all} of the {state.global_step} steps run'
+    else:
+        return
+    lr = getattr(training.scheduler, 'base_lr', training.optimizer.get_lr())
+    overflows = f' ({state.overflow_steps} fp16 loss-scale overflows not counted)' if state.overflow_steps else ''
+    raise Diverged(
+        f'Training diverged: the loss or the gradients were not finite on {what}, more than half{overflows}. '
+        'Stopping without saving these weights: '
+        'the last checkpoint, if any, is intact and best_model/ keeps the best weights seen before. Fix: start a new '
+        f'run with a lower --lr (this one: {lr:g}), or check the data (python tools/browse_dataset.py shows the '
+        'crops and targets the network is trained on).')
 
 
 def _log_window(logger, window: dict, state: TrainState, epoch_len: int, num_epochs: int,
@@ -155,24 +197,25 @@ def _log_window(logger, window: dict, state: TrainState, epoch_len: int, num_epo
                 f'ETA {format_eta(eta)}')
 
 
-def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callable[[], bool]) -> Tuple[float, bool]:
-    """Train from state.iteration to the end of the epoch, or until a stop or t.total_iters.
+def train_one_epoch(training: Training, loader, state: TrainState, should_stop: Callable[[], bool]) -> Tuple[float, bool]:
+    """Train from state.iteration to the end of the epoch, or until a stop or training.total_iters.
 
-    Logs a line at the epoch's first iteration, then every `t.log_every` iterations or `t.log_seconds` seconds,
-    whichever comes first, and at its last one (the epoch's end, a stop, or t.total_iters). Returns (mean loss
-    of the epoch's iterations so far, a resumed part included, stopped).
+    Logs a line at the epoch's first iteration, then every `training.log_every` iterations or
+    `training.log_seconds` seconds, whichever comes first, and at its last one (the epoch's end, a stop, or
+    training.total_iters). Returns (mean loss of the epoch's iterations so far, a resumed part included, stopped).
+    Raises Diverged when most steps had a non-finite loss (check_divergence), before any validation.
     """
-    t.model.train()
+    training.model.train()
     epoch_len = len(loader.batch_sampler)
     if state.iteration == 0:
-        state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
+        state.epoch_loss_sum, state.epoch_loss_count, state.epoch_diverged_steps = 0.0, 0, 0
     window = {'loss': 0.0, 'acc': 0.0, 'n': 0, 'samples': 0, 'data': 0.0, 'start': time.time()}
     end, stopped, first = time.time(), False, True
     # Several ranks decide to stop together through train_step's vote; one process can also look after the step.
     alone = paddle.distributed.get_world_size() == 1
     for batch in progress(loader, total=epoch_len - state.iteration, desc=f'epoch {state.epoch + 1}'):
         window['data'] += time.time() - end
-        loss_value, stopped, outputs = train_step(t, batch, state, should_stop)
+        loss_value, stopped, outputs = train_step(training, batch, state, should_stop)
         stopped = stopped or (alone and should_stop())
         if math.isfinite(loss_value):
             state.epoch_loss_sum += loss_value
@@ -180,22 +223,25 @@ def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callabl
             window['loss'] += loss_value
             window['n'] += 1
         window['samples'] += batch['image'].shape[0]
-        last = stopped or state.global_step >= t.total_iters or state.iteration == epoch_len
-        due = (first or last or state.iteration % t.log_every == 0
-               or time.time() - window['start'] >= t.log_seconds)
+        last = stopped or state.global_step >= training.total_iters or state.iteration == epoch_len
+        due = (first or last or state.iteration % training.log_every == 0
+               or time.time() - window['start'] >= training.log_seconds)
         if due and window['n']:
             window['acc'] = heatmap_accuracy(outputs[-1].astype('float32').numpy(), batch['target'].numpy())
-            _log_window(t.logger, window, state, epoch_len, t.num_epochs, t.total_iters, t.optimizer.get_lr())
-            if t.on_log is not None:
-                t.on_log(batch, outputs, state, {'loss': window['loss'] / window['n'], 'acc': window['acc'],
-                                                 'lr': t.optimizer.get_lr()})
+            _log_window(training.logger, window, state, epoch_len, training.num_epochs, training.total_iters,
+                        training.optimizer.get_lr())
+            if training.on_log is not None:
+                training.on_log(batch, outputs, state, {'loss': window['loss'] / window['n'], 'acc': window['acc'],
+                                                        'lr': training.optimizer.get_lr()})
             window.update(loss=0.0, n=0, samples=0, data=0.0, start=time.time())
         first = False
+        check_divergence(training, state, epoch_len, epoch_over=False)
         # At the epoch's end the loop runs out by itself: that is what shuts the loader's worker processes
         # down (a break there left one set alive per epoch).
-        if stopped or (state.global_step >= t.total_iters and state.iteration < epoch_len):
+        if stopped or (state.global_step >= training.total_iters and state.iteration < epoch_len):
             break
         end = time.time()
+    check_divergence(training, state, epoch_len, epoch_over=True)
     mean_loss = state.epoch_loss_sum / state.epoch_loss_count if state.epoch_loss_count else float('nan')
     return mean_loss, stopped
 

@@ -1,14 +1,40 @@
 """Mixed precision: paddle.amp.auto_cast for fp16 / bf16 (O1, or O2 with float32 master weights), dynamic loss
 scaling for fp16, and the fused finiteness check that lets a step be skipped instead of spoiling weights."""
 import contextlib
-from typing import Tuple
+import logging
+from typing import Optional, Tuple
 
 import paddle
 from paddle import _legacy_C_ops
-from lib.utils.errors import BadValue
+from lib.utils.errors import BadValue, Unavailable
 
 MODES = ('off', 'fp16', 'bf16')
 LEVELS = ('O1', 'O2')
+
+
+# Compute capability Paddle's autocast needs per low precision on an NVIDIA GPU (python/paddle/amp/auto_cast.py,
+# _is_gpu_float16_supported / _is_gpu_bfloat16_supported, 2.6 and 3.x): below it amp_guard only warns and runs
+# float32, and amp_decorate returns the model unchanged. bf16 also needs CUDA >= 11.
+MIN_CAPABILITY = {'fp16': (7, 0), 'bf16': (8, 0)}
+
+
+def check_device_supports(mode: str, device: Optional[str] = None) -> None:
+    """Unavailable when `mode` would silently run in float32 on this GPU (what the log and config.json record
+    must be what runs); on a CPU Paddle's autocast does nothing at all, which Precision logs."""
+    device = device or paddle.get_device()
+    if mode not in MIN_CAPABILITY or not device.startswith('gpu') or paddle.is_compiled_with_rocm():
+        return
+    major, minor = paddle.device.cuda.get_device_capability()
+    cuda = str(paddle.version.cuda())
+    cuda_major = int(cuda.split('.')[0]) if cuda[:1].isdigit() else 0
+    need = MIN_CAPABILITY[mode]
+    if (major, minor) < need or (mode == 'bf16' and cuda_major < 11):
+        other = ("--amp fp16 (compute capability 7.0 or higher, e.g. V100, T4) or --amp off" if mode == 'bf16'
+                 else '--amp off')
+        raise Unavailable(f'--amp {mode} needs an NVIDIA GPU of compute capability {need[0]}.{need[1]} or higher'
+                          f'{" and CUDA 11 or newer" if mode == "bf16" else ""}; this one ({device}) has '
+                          f'{major}.{minor}{f" with CUDA {cuda}" if mode == "bf16" else ""}, where Paddle would train '
+                          f'in float32 while the run says {mode}. Fix: use {other}.')
 
 
 class Precision:
@@ -18,6 +44,11 @@ class Precision:
         if mode not in MODES or level not in LEVELS:
             raise BadValue(f'--amp must be one of {MODES} and --amp_level one of {LEVELS}; '
                            f'received {mode!r} and {level!r}.')
+        check_device_supports(mode)
+        if mode != 'off' and paddle.get_device() == 'cpu':
+            logging.getLogger('pose').info(
+                '--amp %s on a CPU: Paddle runs autocast only on GPU, XPU and custom devices, so this run computes in '
+                'float32 (the mixed-precision code path runs, its arithmetic is float32).', mode)
         self.mode, self.level = mode, level
         self.dtype = {'fp16': 'float16', 'bf16': 'bfloat16'}.get(mode, 'float32')
         # fp16 needs loss scaling to keep small gradients representable; bf16 has float32's range.

@@ -72,6 +72,10 @@ def import_paddle2onnx():
     except ImportError:
         raise MissingPackage('--onnx needs paddle2onnx: pip install paddle2onnx onnxruntime (or export without '
                              '--onnx and use the Paddle Inference model).') from None
+    except ValueError as error:      # paddle2onnx 2.x refuses, at import, a Paddle older than 3.0 (e.g. 2.6.2)
+        raise MissingPackage(f'--onnx: the installed paddle2onnx does not work with Paddle {paddle.__version__} '
+                             f'("{error}"). Fix: export without --onnx and use the Paddle Inference model, or run '
+                             'the export with Paddle 3.0 or newer.') from None
     return paddle2onnx
 
 

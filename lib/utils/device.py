@@ -33,3 +33,31 @@ def select_device(choice: str) -> str:
     device = choose_device(choice, usable, paddle_gpu_hint() if choice == 'gpu' and not usable else '')
     paddle.set_device(device)
     return device
+
+
+# What makes a GPU run repeatable in Paddle (2.6 and 3.x): FLAGS_cudnn_deterministic makes every cuDNN convolution
+# (forward, backward data, backward filter) use a fixed deterministic algorithm instead of the heuristic or autotuned
+# choice (phi/kernels/gpudnn/conv_cudnn_v7.h, SearchAlgorithm::Find -> FindAlgoDeterministic) and cuDNN pooling its
+# deterministic mode; the conv kernels refuse it together with FLAGS_cudnn_exhaustive_search ("Can't set
+# exhaustive_search True and FLAGS_cudnn_deterministic True at same time"), so that one is cleared; and
+# FLAGS_cudnn_batchnorm_spatial_persistent (off by default) may use atomic reductions (Paddle's flag docs), so it
+# stays off. FLAGS_embedding_deterministic concerns embeddings, which these models do not have.
+DETERMINISTIC_FLAGS = {'FLAGS_cudnn_deterministic': True, 'FLAGS_cudnn_exhaustive_search': False,
+                       'FLAGS_cudnn_batchnorm_spatial_persistent': False}
+
+
+def use_deterministic_kernels(enabled: bool) -> dict:
+    """Set DETERMINISTIC_FLAGS (before the model is built) when `enabled`; returns the flags set. A CPU-only Paddle
+    has none of them (no cuDNN): nothing to set, and the log says so."""
+    if not enabled:
+        return {}
+    import logging
+    import paddle
+    registry = paddle.base.core.globals()
+    flags = {name: value for name, value in DETERMINISTIC_FLAGS.items() if registry.is_public(name)}
+    if flags:
+        paddle.set_flags(flags)
+    logging.getLogger('pose').info(
+        '--deterministic: %s', ', '.join(f'{k}={v}' for k, v in flags.items()) if flags else
+        'this Paddle build has no cuDNN flags to set (CPU); its kernels here need none')
+    return flags

@@ -9,6 +9,7 @@ from typing import List, Sequence, Tuple
 
 import paddle
 import paddle.distributed as dist
+from paddle.nn.layer.norm import _BatchNormBase
 
 
 def init_distributed() -> Tuple[int, int]:
@@ -34,10 +35,22 @@ def any_rank(flag: bool) -> bool:
 
 
 def running_statistics(model: paddle.nn.Layer) -> List[paddle.Tensor]:
-    """Floating-point state that training changes without gradients: BatchNorm's _mean and _variance
-    (Paddle keeps them as parameters with stop_gradient set, not as buffers)."""
-    trainable = {id(p) for p in model.parameters() if not p.stop_gradient}
-    return [t for t in model.state_dict().values() if id(t) not in trainable and paddle.is_floating_point(t)]
+    """The live tensors of the floating-point state that training changes without gradients: every BatchNorm's
+    _mean and _variance (Paddle keeps them as parameters with stop_gradient set), and floating-point buffers.
+
+    Collected from the layers, never through state_dict(): under `paddle.amp.decorate(level='O2',
+    save_dtype='float32')` every layer carries a StateDictHook (python/paddle/amp/auto_cast.py, 2.6 and 3.x) that
+    replaces each floating-point entry of state_dict() by a cast copy, so a snapshot, a restore or an average taken
+    through it would act on copies (and copy the whole model)."""
+    found, seen = [], set()
+    for layer in model.sublayers(include_self=True):
+        tensors = [layer._mean, layer._variance] if isinstance(layer, _BatchNormBase) else []
+        tensors += [t for t in layer._buffers.values() if t is not None]
+        for tensor in tensors:
+            if id(tensor) not in seen and paddle.is_floating_point(tensor):
+                seen.add(id(tensor))
+                found.append(tensor)
+    return found
 
 
 def average_running_statistics(model: paddle.nn.Layer, num_ranks: int) -> None:

@@ -1,0 +1,99 @@
+r"""One minute on your own device before a multi-day run: does the training step compute what it should here, does
+the preset fit, and what bounds its speed. Takes train.py's flags and configuration (the same preset, --config,
+--set), so run it with the command you are about to train with:
+
+    python tools/preflight.py --image_size 256 --dataset_root data/mpii
+    python tools/preflight.py --model hourglass52 --image_size 384 --dataset_root data/mpii --amp fp16
+    python tools/preflight.py --dataset coco --model pose_resnet_50 --dataset_root data/coco
+
+It prints a table and writes it as JSON (--output; attach it to a bug report). Checks (the run exits 1 when one
+fails, naming it and what to do): the optimizer's update on this device against the paper's formula in float64 at
+gradients 1e-2 ... 1e-8 (rmsprop and adam); the BatchNorm running variance against the unbiased numpy value; a
+forced non-finite step leaving weights, statistics and optimizer state bit-identical, in each precision the device
+runs; fp16's loss scale halving on an overflow; one host synchronisation and no host-to-device copy per step; free
+shared memory for the loader. Measures: peak memory of a training step (on a GPU at the configured batch),
+training-step throughput, the data pipeline's samples/s per worker and whether the run is data- or compute-bound.
+"""
+import argparse
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # run as a script from anywhere
+warnings.filterwarnings('ignore', message='No ccache found')
+warnings.filterwarnings('ignore', message='When training, we now always track')
+warnings.filterwarnings('ignore', message='amp_guard can only be enabled')
+from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
+from lib.utils.threads import add_threads_argument, default_threads, set_mkl_cpu_type, use_cpu_threads  # noqa: E402
+set_mkl_cpu_type()     # before Paddle loads MKL, as train.py
+import paddle  # noqa: E402,F401
+
+from lib.cli import TRAIN_FLAGS, add_config_arguments, add_flags, chosen_preset, defaults_note, flag_values  # noqa: E402
+from lib.config import dump_yaml, resolve_config, to_dict  # noqa: E402
+from lib.core.run import default_run_name  # noqa: E402
+from lib.models import check_input_size, model_options  # noqa: E402
+from lib.preflight import failures, findings_table, write_report  # noqa: E402
+from lib.preflight.run import command_line, environment, environment_line, run_preflight  # noqa: E402
+from lib.utils.device import select_device, use_deterministic_kernels  # noqa: E402
+from lib.utils.errors import BadValue  # noqa: E402
+from lib.utils.logger import setup_logger  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    preset = chosen_preset(argv)
+    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset)}',
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_flags(p, TRAIN_FLAGS, preset)       # train.py's flags: unset ones are the preset's
+    group = p.add_argument_group('preflight')
+    group.add_argument('--output', help='JSON report (default output/preflight/<run name>.json)')
+    group.add_argument('--measure_batch', type=int, help='batch of the memory / throughput step (default: the '
+                       'configured batch on a GPU, 1 on a CPU)')
+    group.add_argument('--full_batch', action='store_true', help='measure at the configured batch on a CPU too')
+    group.add_argument('--seconds', type=float, default=3.0, help='time budget of each measurement')
+    add_threads_argument(p)
+    add_config_arguments(p)
+    add_debug_argument(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    config = resolve_config(flag_values(args, TRAIN_FLAGS), config_file=args.config, sets=args.set)
+    check_input_size(config.model.name, config.data.input_wh)
+    model_options(config.model)
+    if args.print_config:
+        print(dump_yaml(to_dict(config)), end='')
+        return 0
+    if args.measure_batch is not None and args.measure_batch < 1:
+        raise BadValue(f'--measure_batch must be >= 1; received {args.measure_batch}.')
+    setup_logger(None)
+    device = select_device(config.device)
+    threads = use_cpu_threads(args.threads or default_threads())
+    use_deterministic_kernels(config.deterministic)
+    env = environment(device, threads)
+    print(environment_line(env), flush=True)
+    findings = run_preflight(config, device, config.batch_size if args.full_batch else args.measure_batch,
+                             args.seconds, progress=lambda text: print(f'  {text}', flush=True))
+    output = args.output or os.path.join(config.output_dir, 'preflight', f'{default_run_name(config)}.json')
+    write_report(output, env, to_dict(config), findings, command_line())
+    print(f'\nPreflight of {config.model.label} at {config.data.input_wh[1]}x{config.data.input_wh[0]}, batch '
+          f'{config.batch_size}, --amp {config.amp} {config.amp_level}, --optimizer {config.optimizer}:\n')
+    print(findings_table(findings))
+    source = next((f.data.get('source', '') for f in findings if f.check == 'data pipeline per worker'), '')
+    if source.startswith('no training set'):
+        print(f'\nNote: {source.split(":")[0]}: the data-pipeline rows used generated images; pass the --dataset_root '
+              'you will train with to measure your own data.')
+    print(f'\nWrote {output}')
+    failed = failures(findings)
+    for finding in failed:
+        print(f'FAILED: {finding.check}: {finding.value}. {finding.fix}', file=sys.stderr)
+    if failed:
+        print(f'{len(failed)} invariant(s) failed on this device: do not start the long run before they are fixed; '
+              f'attach {output} to a bug report.', file=sys.stderr)
+        return 1
+    print('All invariants hold on this device.')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))
