@@ -1,5 +1,5 @@
-"""One evaluator per dataset, so that train.py and val.py validate without knowing which dataset it is, and
-the oracle of both.
+"""One evaluator per dataset, so that train.py and val.py score predictions without knowing which dataset it
+is (where the predictions come from, a model or the oracle: lib/core/validate.py).
 
 An evaluator turns predictions (by dataset index) into metrics, writes its result files, prints its table
 and the `[EVAL]` line, and names the metric that selects the best model:
@@ -10,15 +10,11 @@ and the `[EVAL]` line, and names the metric that selects the best model:
           selection metric 'AP'; files results.json, keypoints_<set>_results.json (COCO results format).
 """
 import os
-from typing import List, Tuple
-
-import numpy as np
+from typing import List
 
 from lib.config import DataConfig, TestConfig
 from lib.core.coco_eval import COCOEvaluator
 from lib.core.mpii_eval import MPIIEvaluator
-from lib.datasets.heatmaps import generate_target, get_final_preds
-from lib.datasets.transforms import affine_transform_points, get_affine_transform
 from lib.utils.errors import BadValue
 
 
@@ -35,26 +31,3 @@ def build_evaluator(data: DataConfig, image_set: str, records: List[dict], test:
     if data.dataset == 'coco':
         return COCOEvaluator(data.dataset_root, image_set, records, test)
     raise BadValue(f'unknown dataset {data.dataset!r}; choose one of mpii, coco.')
-
-
-def oracle_predictions(records: List[dict], input_wh, heatmap_wh, sigma: float, refine: bool = True) -> np.ndarray:
-    """Ground truth pushed through the target pipeline: annotation -> crop -> Gaussian target ->
-    decode -> original-image pixels. What a perfect network could score at this heatmap resolution.
-    Returns [N, K, 2] 0-based pixels."""
-    preds = []
-    for record in records:
-        matrix = get_affine_transform(record['center'], record['scale'], 0, input_wh)
-        joints = affine_transform_points(record['joints'], matrix)
-        target, _ = generate_target(joints, record['joints_vis'], input_wh, heatmap_wh, sigma)
-        decoded, _ = get_final_preds(target[None], record['center'][None], record['scale'][None], refine=refine)
-        preds.append(decoded[0])
-    return np.stack(preds)
-
-
-def oracle(records: List[dict], data: DataConfig, refine: bool = True) -> Tuple[np.ndarray, np.ndarray]:
-    """The ground truth of `records` through crop -> Gaussian target -> decode (no model, no images): preds
-    [N, K, 2] image pixels and maxvals [N, K, 1] = joints_vis (unannotated joints decode to the crop corner
-    with score 0, as a network's empty heatmap would)."""
-    preds = oracle_predictions(records, data.input_wh, data.heatmap_wh, data.sigma, refine=refine)
-    vis = np.stack([np.asarray(r['joints_vis'], dtype=np.float64) for r in records])
-    return preds, vis[:, :, None]

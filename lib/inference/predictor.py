@@ -16,13 +16,13 @@ from lib.utils.errors import BadValue
 
 # images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] (or a list of them, one per stack, last = prediction)
 Backend = Callable[[np.ndarray], object]
+
+
 def last_stack(outputs) -> np.ndarray:
     """A backend's output as heatmaps [N, K, h, w] float32: the last of a list of stacks, or the array."""
     if isinstance(outputs, (list, tuple)):
         outputs = outputs[-1]
     heatmaps = np.asarray(outputs, dtype=np.float32)
-    if heatmaps.ndim == 5:           # [S, N, K, h, w] stacked outputs
-        heatmaps = heatmaps[-1]
     if heatmaps.ndim != 4:
         raise ValueError(f'the backend returned heatmaps of shape {heatmaps.shape}; expected [N, K, h, w] '
                          '(or a list of them, one per stack).')
@@ -52,9 +52,9 @@ class PosePredictor:
         self.batch_size = int(batch_size)
 
     @classmethod
-    def from_conventions(cls, backend: Backend, conventions, batch_size: Optional[int] = None) -> 'PosePredictor':
-        """From (ModelConfig, DataConfig, TestConfig), e.g. what load_backend returns."""
-        model, data, test = conventions
+    def from_config(cls, backend: Backend, config, batch_size: Optional[int] = None) -> 'PosePredictor':
+        """As the TrainConfig `config` describes the input (config.data) and the test (config.test)."""
+        model, data, test = config.model, config.data, config.test
         return cls(backend, data.input_wh, data.mean, data.std, data.color_rgb, layout_for(model.num_joints),
                    flip_test=test.flip_test, shift_heatmap=test.shift_heatmap, post_process=test.post_process,
                    batch_size=batch_size or test.batch_size, decode_offset=test.decode_offset)
