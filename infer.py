@@ -8,13 +8,14 @@ r"""Predict and draw human poses on an image, a folder of images or a video (top
 Person boxes come from --det_file (COCO detection results: a list of {image_id, bbox [x, y, w, h], score,
 category_id}, or an object with an `images` list of {id, file_name} and those detections under
 `annotations`), from --bbox (the same box for every image or frame), or else the whole image is one person.
-The model's input size and normalisation come from the config.json beside the weights (or the exported
-folder's inference.json). Writes to --output_dir the drawn images under their own file names, or
+The network, its input size and normalisation and the test settings come from the configuration of the
+weights (the config.json beside them, or the exported folder's inference.json: weights_config), under
+--config, the flags and --set as in val.py (an exported model keeps the network and input size it was
+traced with). Writes to --output_dir the drawn images under their own file names, or
 <name>_pose.mp4 for a video, and keypoints.json: [{image (file name, or frame index), persons: [{bbox,
 keypoints [[x, y, score] x K] in image pixels, score (mean joint score)}]}].
 """
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -30,23 +31,32 @@ from tqdm import tqdm  # noqa: E402
 
 from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, add_debug_argument, run_cli  # noqa: E402,E501
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
-from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
-from lib.inference.predictor import PosePredictor  # noqa: E402
+from lib.cli import (DATA, MODEL, RUN, TEST, add_config_arguments, add_groups, chosen_preset, defaults_note,  # noqa: E402
+                     flag_values, pick)
+from lib.config import dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
 from lib.core.metrics import require_finite_predictions  # noqa: E402
-from lib.datasets.coco import detection_problem  # noqa: E402
+from lib.datasets.coco import boxes_outside, detection_problem  # noqa: E402
 from lib.datasets.image_io import read_image  # noqa: E402
-from lib.utils.vis import draw_skeleton  # noqa: E402
+from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
+from lib.inference.conventions import weights_config  # noqa: E402
+from lib.inference.predictor import PosePredictor  # noqa: E402
 from lib.utils.files import read_json, require_writable_dir  # noqa: E402
 from lib.utils.logger import progress  # noqa: E402
+from lib.vis.drawing import draw_skeleton  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv')
 BOX_BGR = (0, 200, 0)
+# The network and its input come with the weights; a flag overrides them (dygraph only: an exported program
+# is fixed). No data set, no loader workers.
+GROUPS = (pick(DATA, 'image_size'), MODEL, TEST, pick(RUN, 'device'))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--input', required=True, help=f'an image, a folder of images ({" ".join(IMAGE_EXTENSIONS)}) '
+    preset = chosen_preset(argv)
+    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset, weights=True)}',
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--input', help=f'an image, a folder of images ({" ".join(IMAGE_EXTENSIONS)}) '
                    f'or a video ({" ".join(VIDEO_EXTENSIONS)})')
     p.add_argument('--backend', default='dygraph', choices=sorted(BACKENDS),
                    help='dygraph runs --pretrained_model; paddle-inference and onnxruntime run --model_dir')
@@ -57,21 +67,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--det_thr', type=float, default=0.5, help='keep detections with at least this score (default 0.5)')
     p.add_argument('--bbox', help='x,y,w,h: one person box (pixels) for every image or frame')
     p.add_argument('--kpt_thr', type=float, default=0.3, help='joints scoring below this are not drawn (default 0.3)')
-    p.add_argument('--no_flip_test', action='store_true', help='predict without the flip test (twice as fast)')
-    p.add_argument('--batch_size', type=int, default=32, help='people per forward pass (default 32)')
-    p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
     p.add_argument('--output_dir', default='output/infer', help='where drawings and keypoints.json go')
+    add_groups(p, GROUPS, preset)
     add_threads_argument(p)
+    add_config_arguments(p)
     add_debug_argument(p)
     args = p.parse_args(argv)
+    if args.print_config:
+        return args
+    if not args.input:
+        p.error('the following arguments are required: --input')
     if args.backend == 'dygraph' and (not args.pretrained_model or args.model_dir):
         p.error('--backend dygraph takes --pretrained_model (a .pdparams), not --model_dir')
     if args.backend != 'dygraph' and (not args.model_dir or args.pretrained_model):
         p.error(f'--backend {args.backend} takes --model_dir (the folder export.py wrote), not --pretrained_model')
     if args.det_file and args.bbox:
         p.error('give --det_file or --bbox, not both')
-    if args.batch_size < 1:
-        p.error(f'--batch_size must be at least 1; received {args.batch_size}')
     for name in ('det_thr', 'kpt_thr'):
         value = getattr(args, name)
         if not (math.isfinite(value) and 0 <= value <= 1):
@@ -110,20 +121,14 @@ def image_id_from_name(name: str) -> Optional[int]:
     return int(digits[-1]) if digits else None
 
 
-def boxes_outside(boxes: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """The boxes [M, 4] (x, y, w, h) that do not overlap the image at all."""
-    height, width = image.shape[:2]
-    x, y, w, h = boxes.T if len(boxes) else np.zeros((4, 0))
-    return boxes[(x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0)]
-
-
 def require_inside(boxes: Optional[np.ndarray], image: np.ndarray, path: str, args) -> None:
     """Refuse boxes that miss the image entirely (x, y, w, h given in another image's pixels, or swapped)."""
-    outside = boxes_outside(boxes, image) if boxes is not None else []
+    height, width = image.shape[:2]
+    outside = boxes_outside(boxes, width, height) if boxes is not None else []
     if len(outside):
         source = f'--det_file {args.det_file}' if args.det_file else f'--bbox {args.bbox}'
         raise BadValue(f'{source}: the box(es) {outside.tolist()} for {path} lie outside the image '
-                       f'({image.shape[1]}x{image.shape[0]} px); boxes are x, y, w, h in that image\'s pixels.')
+                       f'({width} px wide, {height} px high); boxes are x, y, w, h in that image\'s pixels.')
 
 
 def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, np.ndarray]:
@@ -186,7 +191,7 @@ def person_records(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray)
             for box, points, joint_scores in zip(boxes, keypoints, scores)]
 
 
-class Runner:
+class PeopleBatcher:
     """Collects (key, image, boxes) until a batch of people is full, then predicts, draws and records."""
 
     def __init__(self, predictor: PosePredictor, kpt_thr: float, sink: Callable[[object, np.ndarray], None]):
@@ -221,7 +226,7 @@ def run_images(paths: List[str], predictor: PosePredictor, boxes_for: Callable[[
         if not cv2.imwrite(out_path, drawn):
             raise NotWritable(f'cannot write {out_path}; check that --output_dir is writable.')
 
-    runner = Runner(predictor, args.kpt_thr, save)
+    runner = PeopleBatcher(predictor, args.kpt_thr, save)
     for path in progress(paths, len(paths), 'images'):
         try:
             image = read_image(path, color_rgb=False)      # BGR, as drawn; a truncated JPEG is refused
@@ -273,7 +278,7 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
         writer.write(drawn)
         written += 1
 
-    runner = Runner(predictor, args.kpt_thr, save)
+    runner = PeopleBatcher(predictor, args.kpt_thr, save)
     try:
         for index, frame in enumerate(progress(frames(capture), count or None, 'frames')):
             if index == 0:
@@ -290,9 +295,20 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
     return runner.records, out_path
 
 
+def build_config(args: argparse.Namespace):
+    """The configuration of the weights (or exported folder) <- --config <- flags <- --set."""
+    path = args.pretrained_model or args.model_dir
+    return resolve_config(flag_values(args, GROUPS), run_config=weights_config(path), config_file=args.config,
+                          sets=args.set)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     set_mkl_cpu_type()
+    config = build_config(args)
+    if args.print_config:
+        print(dump_yaml(to_dict(config)), end='')
+        return 0
     kind, paths = list_inputs(args.input)
     if kind == 'video' and args.det_file:
         raise BadValue('--det_file matches images by name; for a video give --bbox x,y,w,h or no box (whole frame).')
@@ -304,12 +320,13 @@ def main(argv=None) -> int:
         raise BadValue(f'--output_dir {args.output_dir} holds the input images, which the drawings would '
                        'overwrite; choose another --output_dir.')
 
-    backend, (model, data, test) = load_backend(args.backend, args.pretrained_model or args.model_dir, args.device,
-                                                args.threads)
-    if args.no_flip_test:
-        test = dataclasses.replace(test, flip_test=False)
-    predictor = PosePredictor.from_conventions(backend, (model, data, test), batch_size=args.batch_size)
-    print(f'{model.label} ({args.backend}), input {data.input_wh[0]}x{data.input_wh[1]} '
+    if args.backend == 'dygraph':
+        from lib.models import check_model     # imports Paddle: not for the onnxruntime backend
+        check_model(config)
+    backend = load_backend(args.backend, args.pretrained_model or args.model_dir, config, args.threads)
+    predictor = PosePredictor.from_config(backend, config)
+    data, test = config.data, config.test
+    print(f'{config.model.label} ({args.backend}), input {size_name(data.input_wh)} '
           f'{"RGB" if data.color_rgb else "BGR"}, flip test {"on" if test.flip_test else "off"}, '
           f'{predictor.layout.name} joints')
 
