@@ -25,8 +25,8 @@ warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-
 import paddle  # noqa: E402
 
 from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.cli import (DATA, MODEL, TEST, add_config_arguments, add_groups, chosen_preset, defaults_note,  # noqa: E402
-                     flag_values, pick)
+from lib.cli import (DATA, MODEL, TEST, add_config_arguments, add_groups, add_weights_argument,  # noqa: E402
+                     chosen_preset, defaults_note, flag_values, pick)
 from lib.config import TrainConfig, dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
 from lib.convert.loading import load_weights  # noqa: E402
 from lib.inference.conventions import weights_config  # noqa: E402
@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     preset = chosen_preset(argv)
     p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset, weights=True)}',
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--pretrained_model', help='.pdparams written by train.py or tools/convert_weights.py')
+    add_weights_argument(p)
     p.add_argument('--output_dir', help='default output/export/<model>_<H>x<W>, e.g. output/export/hourglass8_256x256')
     p.add_argument('--onnx', action='store_true', help='also write model.onnx (needs pip install paddle2onnx)')
     p.add_argument('--opset', type=int, default=11, help='ONNX opset (default 11; paddle2onnx raises it if an op needs it)')

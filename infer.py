@@ -31,8 +31,8 @@ from tqdm import tqdm  # noqa: E402
 
 from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, add_debug_argument, run_cli  # noqa: E402,E501
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
-from lib.cli import (DATA, MODEL, RUN, TEST, add_config_arguments, add_groups, chosen_preset, defaults_note,  # noqa: E402
-                     flag_values, pick)
+from lib.cli import (DATA, MODEL, RUN, TEST, add_config_arguments, add_groups, add_weights_argument,  # noqa: E402
+                     chosen_preset, defaults_note, flag_values, pick)
 from lib.config import dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
 from lib.core.metrics import require_finite_predictions  # noqa: E402
 from lib.datasets.coco import boxes_outside, detection_problem  # noqa: E402
@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    f'or a video ({" ".join(VIDEO_EXTENSIONS)})')
     p.add_argument('--backend', default='dygraph', choices=sorted(BACKENDS),
                    help='dygraph runs --pretrained_model; paddle-inference and onnxruntime run --model_dir')
-    p.add_argument('--pretrained_model', help='.pdparams written by train.py or tools/convert_weights.py')
+    add_weights_argument(p)
     p.add_argument('--model_dir', help='folder written by export.py (for --backend paddle-inference / onnxruntime)')
     p.add_argument('--det_file', help='COCO-style person detections (JSON), category 1 only; an image without '
                    'any kept detection gets no person')

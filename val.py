@@ -26,8 +26,8 @@ import warnings
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 from lib.utils.errors import BadValue, add_debug_argument, run_cli  # noqa: E402
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type, use_cpu_threads  # first: before Paddle
-from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_config_arguments, add_groups, chosen_preset,  # noqa: E402
-                     defaults_note, flag_values)
+from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_config_arguments, add_groups,  # noqa: E402
+                     add_weights_argument, chosen_preset, defaults_note, flag_values)
 from lib.config import TrainConfig, dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
 from lib.core.evaluators import build_evaluator  # noqa: E402
 from lib.core.validate import oracle  # noqa: E402
@@ -43,8 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     preset = chosen_preset(argv)
     p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset, weights=True)}',
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--pretrained_model', help='weights to evaluate: .pdparams written by train.py '
-                   '(best_model/model.pdparams, or a checkpoint.pdparams) or tools/convert_weights.py')
+    add_weights_argument(p)
     p.add_argument('--preds_file', help='evaluate saved predictions instead of running a model: MPII pred.mat, '
                    'COCO results JSON (as written by val.py or HRNet; scored as it is, no rescoring or NMS)')
     p.add_argument('--oracle', action='store_true',

@@ -3,25 +3,31 @@ flag has one name, one config key and one meaning wherever it is accepted. Each 
 steps:
 
     parser = argparse.ArgumentParser(...)
-    add_groups(parser, GROUPS, chosen_preset(argv))   # 1. its groups (help shows the preset's defaults)
-    add_config_arguments(parser)                              #    and --config / --set / --print_config
+    add_groups(parser, GROUPS, chosen_preset(argv))       # 1. its groups (--help shows the preset's defaults),
+    add_config_arguments(parser)                          #    and --config / --set / --print_config
     args = parser.parse_args(argv)
-    config = resolve_config(flag_values(args, GROUPS),        # 2. their values (None: not given)
-                            run_config=weights_config(path),  # 3. the configuration of the weights, if any
+    config = resolve_config(flag_values(args, GROUPS),    # 2. their values (None: not given)
+                            run_config=weights_config(path),   # 3. the configuration of the weights, if any
                             config_file=args.config, sets=args.set)
 
-GROUPS is the script's tuple of FlagGroups, e.g. (DATA, MODEL, TEST, RUN) for val.py; `pick(GROUP, 'name',
-...)` takes some rows of a group (infer.py takes only --image_size of DATA). A script's own extras (--input,
---resume, --onnx, ...) are plain add_argument calls that name no config key.
+GROUPS is the script's tuple of FlagGroups: TRAINING_GROUPS for train.py (and tools/preflight.py),
+(DATA, MODEL, TEST, BOXES, RUN) for val.py; `pick(GROUP, 'name', ...)` takes some rows of a group (infer.py
+and export.py take only --image_size of DATA). A script's own extras (--input, --resume, --onnx, ...) are
+plain add_argument calls that name no config key.
 
-A new configuration flag is ONE row in the group of the scripts that need it:
+A new configuration flag is ONE row in the group of the scripts that need it, e.g.
 
-    Flag('udp', 'data.udp', 'unbiased data processing (Huang et al., CVPR 2020)', STORE_TRUE),
+    Flag('udp', 'data.udp', 'unbiased data processing (Huang et al., CVPR 2020)', STORE_TRUE),   # in DATA
+    Flag('decode', 'test.decode', 'heatmap decoding', {'choices': ('quarter', 'dark')}),          # in TEST
 
 name (the flag without --), the dotted config key (a field of lib/config.py's dataclasses), the help text
 (the default is appended from the chosen preset), and argparse keywords (default: the field's type). A flag
 not given is None and changes nothing; a switch stores a constant (STORE_TRUE, STORE_FALSE for --no_* flags).
-A flag may also set other keys when given (`implies`, e.g. --det_file turns test.use_gt_bbox off).
+A flag may also set other keys when given (`implies`, e.g. --det_file turns test.use_gt_bbox off). Where a
+row goes: what describes the data and input (every script that reads data) in DATA; the training set and
+its augmentation in TRAIN_DATA; the network in MODEL; how predictions are made and decoded (validation,
+val.py, infer.py, export.py) in TEST; optimisation, run length, logging, determinism, initial weights in
+TRAIN; device and loader workers in RUN.
 """
 import argparse
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -191,8 +197,15 @@ def add_groups(parser, groups: Sequence[FlagGroup], defaults: Optional[TrainConf
             kwargs = dict(flag.kwargs)
             if 'action' not in kwargs and 'type' not in kwargs and key_type(flag.key) in (int, float, str):
                 kwargs['type'] = key_type(flag.key)
-            help_text = flag.help if defaults is None else f'{flag.help} (default {_shown(flag, get_key(defaults, flag.key))})'
-            section.add_argument(f'--{flag.name}', default=None, help=help_text, **kwargs)
+            shown = '' if defaults is None else f' (default {_shown(flag, get_key(defaults, flag.key))})'
+            section.add_argument(f'--{flag.name}', default=None, help=flag.help + shown, **kwargs)
+
+
+def add_weights_argument(parser, note: str = '') -> None:
+    """--pretrained_model, the same flag in val.py, infer.py, export.py and tools/draw_predictions.py."""
+    parser.add_argument('--pretrained_model', help='weights: a .pdparams written by train.py (best_model/'
+                        'model.pdparams, or a checkpoint.pdparams) or tools/convert_weights.py, or a foreign layout '
+                        'read as it is (lib/convert/loading.py); its configuration comes with it' + note)
 
 
 def add_config_arguments(parser) -> None:

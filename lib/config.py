@@ -509,8 +509,9 @@ def check_values(config: 'TrainConfig') -> None:
         for part in key.split('.'):
             value = getattr(value, part)
         if not test(value):
-            raise BadValue(f'{key}={list(value) if isinstance(value, tuple) else value!r} (from {config.source_of(key)}) '
-                           f'is out of range; expected {expected}. Change it there, or with --set {key}=<value>.')
+            shown = list(value) if isinstance(value, tuple) else value
+            raise BadValue(f'{key}={shown!r} (from {config.source_of(key)}) is out of range; expected {expected}. '
+                           f'Change it there, or with --set {key}=<value>.')
 
 
 def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',

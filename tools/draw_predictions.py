@@ -20,8 +20,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.cli import (DATA, MODEL, RUN, TEST, add_config_arguments, add_groups, chosen_preset,  # noqa: E402
-                     defaults_note, flag_values, pick)
+from lib.cli import (DATA, MODEL, RUN, TEST, add_config_arguments, add_groups,  # noqa: E402
+                     add_weights_argument, chosen_preset, defaults_note, flag_values, pick)
 from lib.config import TrainConfig, dump_yaml, resolve_config, to_dict  # noqa: E402
 from lib.datasets.image_io import read_image  # noqa: E402
 from lib.datasets.mpii import load_mpii_annotations  # noqa: E402
@@ -39,7 +39,7 @@ def parse_args(argv=None):
     preset = chosen_preset(argv)
     p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset, weights=True)}',
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--pretrained_model', help='weights to predict with (default: draw the ground truth)')
+    add_weights_argument(p, '; without it the ground truth is drawn')
     p.add_argument('--num', type=int, default=8, help='people to draw (the first N of the annotation file)')
     p.add_argument('--columns', type=int, default=4)
     p.add_argument('--output', help='.jpg or .png to write')
