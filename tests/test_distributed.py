@@ -13,6 +13,8 @@ import pytest
 import train
 from tests.helpers import CPU, REPO, TINY_MODEL
 
+# paddle.distributed.launch takes the rendezvous ports: these tests run in one pytest-xdist worker, one by one.
+pytestmark = pytest.mark.xdist_group('paddle_distributed_launch')
 COMMON = [*TINY_MODEL, *CPU, '--log_every', '1', '--run_name', 'run', '--epochs', '2', '--val_batch_size', '8']
 
 

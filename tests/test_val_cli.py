@@ -7,7 +7,7 @@ import pytest
 
 import train
 import val
-from tests.helpers import CPU, MINI_VAL_JSON, TINY_TRAIN_ARGS, require
+from tests.helpers import CPU, MINI_VAL_JSON, require
 
 
 @pytest.fixture(scope='module')
@@ -16,12 +16,9 @@ def data_root(synthetic_mpii):
 
 
 @pytest.fixture(scope='module')
-def hourglass_weights(data_root, tmp_path_factory):
+def hourglass_weights(tiny_run):
     """A one-step hourglass run: best_model/model.pdparams with the run's config.json beside its folder."""
-    output = tmp_path_factory.mktemp('val_cli')
-    assert train.main(['--dataset_root', data_root, '--output_dir', str(output), '--run_name', 'run',
-                       *TINY_TRAIN_ARGS, '--epochs', '1', '--max_iters', '1']) == 0
-    return os.path.join(str(output), 'run', 'best_model', 'model.pdparams')
+    return os.path.join(tiny_run, 'best_model', 'model.pdparams')
 
 
 def evaluate(weights, data_root, tmp_path, *extra):
