@@ -47,6 +47,7 @@ install-test: install
 	$(PIP) -r requirements-extras.txt
 	$(PIP) torch==2.13.0
 	$(PIP) "tensorflow-cpu==2.21.*"
+	$(PIP) --no-deps mmpose==1.3.2
 	$(PYTHON) -c "import paddle, torch; print('paddle', paddle.__version__, '| torch', torch.__version__)"
 	$(PYTHON) -c "import tensorflow as tf; print('tensorflow', tf.__version__)"
 

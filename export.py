@@ -12,8 +12,9 @@ Writes to --output_dir (default output/export/<model>_<H>x<W>, e.g. pose_resnet_
                                    in the environment: model.pdmodel (old IR), which both backends read too
     model.onnx                     with --onnx: the same program through paddle2onnx (opset --opset)
     inference.json                 what travels with the weights (lib/inference/conventions.WEIGHT_CONVENTIONS):
-                                   model, data (input_wh, heatmap_wh, sigma, color_rgb, mean, std), test
-                                   (flip test, shift, refinement), num_joints, files
+                                   model, data (input_wh, heatmap_wh, sigma, color_rgb, mean, std, udp), test
+                                   (flip_test, shift_heatmap, post_process, decode_offset, decode, blur_kernel,
+                                   batch_size), num_joints, files
 and checks that the exported models give the dygraph model's heatmaps on a random batch of 2.
 """
 import argparse

@@ -328,6 +328,7 @@ def main(argv=None) -> int:
     data, test = config.data, config.test
     print(f'{config.model.label} ({args.backend}), input {size_name(data.input_wh)} '
           f'{"RGB" if data.color_rgb else "BGR"}, flip test {"on" if test.flip_test else "off"}, '
+          f'decoder {predictor.codec.method}, '
           f'{predictor.layout.name} joints')
 
     if kind == 'video':

@@ -31,6 +31,7 @@ from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_config_arguments, add_gr
 from lib.config import TrainConfig, dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
 from lib.core.evaluators import build_evaluator  # noqa: E402
 from lib.core.validate import oracle  # noqa: E402
+from lib.datasets.codec import codec_for  # noqa: E402
 from lib.datasets.records import SplitRecords, load_split  # noqa: E402
 from lib.datasets.skeletons import layout_of  # noqa: E402
 from lib.inference.conventions import weights_config  # noqa: E402
@@ -47,7 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--preds_file', help='evaluate saved predictions instead of running a model: MPII pred.mat, '
                    'COCO results JSON (as written by val.py or HRNet; scored as it is, no rescoring or NMS)')
     p.add_argument('--oracle', action='store_true',
-                   help='evaluate the ground truth pushed through crop -> target -> decode (no model, no images)')
+                   help='evaluate the ground truth pushed through crop -> target -> decode, with the targets and '
+                   'decoder of --udp, --unbiased_encoding and --decode (no model, no images)')
     p.add_argument('--output_dir', default='output/val', help='where results.json and pred.mat (MPII) or '
                    'keypoints_<set>_results.json (COCO) go (default output/val)')
     add_groups(p, GROUPS, preset)
@@ -88,6 +90,16 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     return config
 
 
+def oracle_suffix(data, test) -> str:
+    """'' for HRNet's targets and decoder (the oracle as before DARK and UDP), else e.g. '_unbiased_dark', '_udp'."""
+    codec = codec_for(data, test)
+    if codec.udp:
+        return '_udp'
+    if codec.encoding == 'hrnet' and codec.decoder == 'quarter':
+        return ''
+    return f'_{codec.encoding}_{codec.decoder}'
+
+
 def run_model(args, config: TrainConfig, split: SplitRecords):
     """(preds [N, K, 2] image pixels, maxvals [N, K, 1], name, extra) of the flip-tested model on `split`."""
     from lib.core.validate import predict_split   # imports Paddle: --preds_file and --oracle start fast without
@@ -117,12 +129,15 @@ def main(argv=None) -> int:
         split = load_split(data, data.valid_set, test, need_images=not args.oracle)   # the oracle reads no image
         evaluator = build_evaluator(data, data.valid_set, split.records, test)
         if args.oracle:
-            preds, maxvals = oracle(split.records, data, refine=test.post_process)
-            name = f'oracle_{size_name(data.input_wh)}'
+            preds, maxvals = oracle(split.records, data, test)
+            name = f'oracle_{size_name(data.input_wh)}{oracle_suffix(data, test)}'
             extra = {'oracle': {'image_size': size_name(data.input_wh), 'sigma': data.sigma}}
         else:
             preds, maxvals, name, extra = run_model(args, config, split)
         extra['test'] = to_dict(test)
+        codec = codec_for(data, test)
+        extra['codec'] = {'encoding': codec.encoding, 'decoder': codec.method, 'blur_kernel': codec.kernel,
+                          'flip_shift': codec.flip_shift}
         metrics = evaluator.evaluate(preds, maxvals, args.output_dir, extra)
     print(evaluator.table(metrics, name))
     print(f'Wrote {os.path.join(args.output_dir, evaluator.files[0])} and {", ".join(evaluator.files[1:])}')

@@ -15,25 +15,25 @@ GROUPS is the script's tuple of FlagGroups: TRAINING_GROUPS for train.py (and to
 and export.py take only --image_size of DATA). A script's own extras (--input, --resume, --onnx, ...) are
 plain add_argument calls that name no config key.
 
-A new configuration flag is ONE row in the group of the scripts that need it, e.g.
+A new configuration flag is ONE row in the group of the scripts that need it, as --udp and --decode are:
 
-    Flag('udp', 'data.udp', 'unbiased data processing (Huang et al., CVPR 2020)', STORE_TRUE),   # in DATA
-    Flag('decode', 'test.decode', 'heatmap decoding', {'choices': ('quarter', 'dark')}),          # in TEST
+    Flag('udp', 'data.udp', "UDP's unbiased crop, targets and decoding ...", STORE_TRUE),          # in DATA
+    Flag('decode', 'test.decode', 'heatmap decoder: quarter ... or dark ...', {'choices': DECODERS}),  # in TEST
 
 name (the flag without --), the dotted config key (a field of lib/config.py's dataclasses), the help text
 (the default is appended from the chosen preset), and argparse keywords (default: the field's type). A flag
 not given is None and changes nothing; a switch stores a constant (STORE_TRUE, STORE_FALSE for --no_* flags).
 A flag may also set other keys when given (`implies`, e.g. --det_file turns test.use_gt_bbox off). Where a
-row goes: what describes the data and input (every script that reads data) in DATA; the training set and
-its augmentation in TRAIN_DATA; the network in MODEL; how predictions are made and decoded (validation,
-val.py, infer.py, export.py) in TEST; optimisation, run length, logging, determinism, initial weights in
-TRAIN; device and loader workers in RUN.
+row goes: what describes the data, the input and its targets (every script that reads data) in DATA; the
+training set and its augmentation in TRAIN_DATA; the network in MODEL; how predictions are made and decoded
+(validation, val.py, infer.py, export.py, tools/draw_predictions.py) in TEST; optimisation, run length,
+logging, determinism, initial weights in TRAIN; device and loader workers in RUN.
 """
 import argparse
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from lib.config import (DATASETS, TrainConfig, image_size_arg, key_type, load_preset, preset_names, resolve_config,
-                        size_name, valid_keys)
+from lib.config import (DATASETS, DECODERS, TrainConfig, image_size_arg, key_type, load_preset, preset_names,
+                        resolve_config, size_name, valid_keys)
 
 STORE_TRUE = {'action': 'store_const', 'const': True}
 STORE_FALSE = {'action': 'store_const', 'const': False}
@@ -55,8 +55,8 @@ class FlagGroup(NamedTuple):
 
 
 # ------------------------------------------------------------------------------------------------ the groups
-# What the data is and how a person crop becomes the network's input (train.py, val.py, the tools; infer.py
-# and export.py take --image_size, which the weights' configuration gives otherwise).
+# What the data is, how a person crop becomes the network's input and which targets it gets (train.py, val.py,
+# the tools; infer.py and export.py take --image_size, which the weights' configuration gives otherwise).
 DATA = FlagGroup('data', (
     Flag('dataset', 'data.dataset', 'mpii or coco (person keypoints); the presets are per dataset',
          {'choices': DATASETS}),
@@ -67,6 +67,11 @@ DATA = FlagGroup('data', (
          '(height x width: 256x192 is 192 wide); heatmaps are a quarter of it; multiples of 64 for hourglass, '
          '128 for hourglass52/104, 32 for pose_resnet', {'type': image_size_arg, 'metavar': 'SIZE'}),
     Flag('sigma', 'data.sigma', 'Gaussian target sigma in heatmap pixels (HRNet; COCO inputs 384 high: 3)'),
+    Flag('udp', 'data.udp', "UDP's unbiased crop, targets and decoding (DARK-UDP; Huang et al., CVPR 2020); "
+         'travels with the weights (README "DARK and UDP")', STORE_TRUE),
+    Flag('unbiased_encoding', 'data.unbiased_encoding', "DARK's unbiased targets: the Gaussian at the exact "
+         'sub-pixel joint position (MMPose MSRAHeatmap(unbiased=True)); training and val.py --oracle; pair with '
+         '--decode dark', STORE_TRUE),
 ))
 # The network. With weights, their configuration gives these; a flag overrides it.
 MODEL = FlagGroup('model', (
@@ -80,7 +85,10 @@ TEST = FlagGroup('test (validation and prediction)', (
     Flag('no_flip_test', 'test.flip_test', 'predict without the flip test (twice as fast)', STORE_FALSE),
     Flag('no_shift_heatmap', 'test.shift_heatmap', "flip test without HRNet's one-column shift of the flipped "
          'heatmaps', STORE_FALSE),
-    Flag('no_post_process', 'test.post_process', 'decode without the quarter-pixel refinement', STORE_FALSE),
+    Flag('decode', 'test.decode', "heatmap decoder: quarter (HRNet's quarter-pixel shift, the paper's) or dark "
+         "(DARK's Taylor step); a --udp model always decodes with DARK-UDP", {'choices': DECODERS}),
+    Flag('no_post_process', 'test.post_process', 'decode the plain argmax, without the sub-pixel refinement '
+         '(quarter-pixel, DARK or DARK-UDP)', STORE_FALSE),
     Flag('val_batch_size', 'test.batch_size', 'person crops per forward pass when validating or predicting'),
 ))
 # The person boxes of a COCO evaluation (HRNet's TEST section): val.py.

@@ -27,6 +27,7 @@ from lib.utils.errors import BadType, BadValue, MissingFile
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DECODERS = ('quarter', 'dark')   # test.decode: HRNet's quarter-pixel shift (the paper's), DARK's Taylor step
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class DataConfig:
     mean: Tuple[float, float, float] = IMAGENET_MEAN   # applied to [0, 1] pixels in channel order
     std: Tuple[float, float, float] = IMAGENET_STD
     reduced_decode: bool = False    # decode JPEGs at 1/2, 1/4, 1/8 when the crop is that much larger than input_wh
+    # Beyond the paper (lib/datasets/codec.py, README "DARK and UDP"): UDP's crop, targets and decoding (training
+    # and test alike: travels with the weights), or DARK's unbiased targets (training only).
+    udp: bool = False
+    unbiased_encoding: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class TestConfig:
     shift_heatmap: bool = True      # HRNet TEST.SHIFT_HEATMAP (SPEC D.3)
     post_process: bool = True       # quarter-pixel refinement (SPEC D.2)
     decode_offset: float = 0.0      # heatmap pixels added when decoding; 0.5 for princeton-vl's weights
+    decode: str = 'quarter'         # 'quarter' (HRNet, the paper's) or 'dark' (DARK's Taylor step); data.udp: DARK-UDP
+    blur_kernel: int = 0            # DARK's modulation kernel; 0 = from data.sigma (11 for 2, 17 for 3)
     batch_size: int = 32
     # COCO only (HRNet's TEST section, SPEC H.2-H.3): boxes and post-processing of the evaluation.
     use_gt_bbox: bool = True        # ground-truth boxes (HRNet USE_GT_BBOX, validation during training)
@@ -480,6 +487,8 @@ VALUE_RULES = {
     'model.num_joints': ('an integer >= 1', lambda v: v >= 1),
     'test.batch_size': ('an integer >= 1', lambda v: v >= 1),
     'test.decode_offset': ('a finite number', _finite),
+    'test.decode': (f'one of {list(DECODERS)}', lambda v: v in DECODERS),
+    'test.blur_kernel': ('0 (from data.sigma) or an odd kernel size >= 3', lambda v: v == 0 or (v >= 3 and v % 2 == 1)),
     'test.image_thre': ('a finite number', _finite),
     'test.in_vis_thre': ('a finite number', _finite),
     'test.oks_thre': ('a threshold in [0, 1]', lambda v: 0 <= v <= 1),
@@ -512,6 +521,11 @@ def check_values(config: 'TrainConfig') -> None:
             shown = list(value) if isinstance(value, tuple) else value
             raise BadValue(f'{key}={shown!r} (from {config.source_of(key)}) is out of range; expected {expected}. '
                            f'Change it there, or with --set {key}=<value>.')
+    if config.data.udp and config.data.unbiased_encoding:
+        raise BadValue(f'data.udp (from {config.source_of("data.udp")}) and data.unbiased_encoding (from '
+                       f'{config.source_of("data.unbiased_encoding")}) are both on; they are two different targets '
+                       "(UDP's already centres the Gaussian at the exact position). Choose one: drop "
+                       '--unbiased_encoding or --udp.')
 
 
 def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',

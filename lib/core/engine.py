@@ -8,10 +8,11 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import paddle
 
-from lib.config import TestConfig
+from lib.config import DataConfig, TestConfig
 from lib.core.metrics import heatmap_accuracy
 from lib.core.precision import Precision
-from lib.datasets.heatmaps import flip_test, get_final_preds
+from lib.datasets.codec import codec_for
+from lib.datasets.heatmaps import flip_test
 from lib.utils.distributed import agree, running_statistics
 from lib.utils.errors import NonFinite
 from lib.utils.logger import format_eta, progress
@@ -201,12 +202,13 @@ def train_one_epoch(t: Training, loader, state: TrainState, should_stop: Callabl
 
 @paddle.no_grad()
 def predict_heatmaps(model, images: paddle.Tensor, flip_pairs: Sequence[Tuple[int, int]],
-                     test: TestConfig, autocast=contextlib.nullcontext) -> np.ndarray:
-    """Heatmaps [N, K, h, w] of the last stack, averaged with the flipped input's if test.flip_test."""
+                     test: TestConfig, autocast=contextlib.nullcontext, shift: Optional[bool] = None) -> np.ndarray:
+    """Heatmaps [N, K, h, w] of the last stack, averaged with the flipped input's if test.flip_test; `shift`
+    (default test.shift_heatmap) is the codec's flip_shift (never under UDP)."""
     def run(batch: paddle.Tensor) -> np.ndarray:
         with autocast():
             return model(batch)[-1].astype('float32').numpy()
-    return flip_test(run, images, flip_pairs, test.flip_test, test.shift_heatmap,
+    return flip_test(run, images, flip_pairs, test.flip_test, test.shift_heatmap if shift is None else shift,
                      mirror=lambda batch: paddle.flip(batch, axis=[3]))
 
 
@@ -214,23 +216,26 @@ def predict(model, loader, num_samples: int, flip_pairs: Sequence[Tuple[int, int
             desc: str = 'predict', autocast=contextlib.nullcontext,
             on_first_batch: Optional[Callable] = None, logger=None,
             log_seconds: float = 60.0,
-            should_stop: Optional[Callable[[], bool]] = None) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+            should_stop: Optional[Callable[[], bool]] = None,
+            data: Optional[DataConfig] = None) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """Run the model over a loader of TopDownPoseDataset batches; progress lines go to `logger` when stdout is
     not a terminal (lib/utils/logger.progress).
 
     Returns preds [num_samples, K, 2] in 0-based original-image pixels and maxvals [num_samples, K, 1],
     placed by each sample's dataset index, so the order is the annotation file's. Returns None when
-    `should_stop()`, read after each batch but the last, is true: the pass ends there, unfinished.
+    `should_stop()`, read after each batch but the last, is true: the pass ends there, unfinished. Flip test and
+    decoding follow the codec of (data, test) (lib/datasets/codec.py); data defaults to the DataConfig of the
+    loader's dataset, the one that made the crops, so that crops and decoding agree (UDP, DARK's kernel).
     """
+    codec = codec_for(data if data is not None else getattr(loader.dataset, 'config', None), test)
     model.eval()
     preds, maxvals, seen = None, None, np.zeros(num_samples, dtype=bool)
     for batch in progress(loader, total=len(loader), desc=desc, logger=logger, log_seconds=log_seconds,
                           count=lambda batch: batch['image'].shape[0]):
-        heatmaps = predict_heatmaps(model, batch['image'], flip_pairs, test, autocast)
+        heatmaps = predict_heatmaps(model, batch['image'], flip_pairs, test, autocast, shift=codec.flip_shift)
         if on_first_batch is not None and not seen.any():
             on_first_batch(batch, heatmaps)
-        batch_preds, batch_maxvals = get_final_preds(heatmaps, batch['center'].numpy(), batch['scale'].numpy(),
-                                                     refine=test.post_process, offset=test.decode_offset)
+        batch_preds, batch_maxvals = codec.decode(heatmaps, batch['center'].numpy(), batch['scale'].numpy())
         if preds is None:
             preds = np.zeros((num_samples,) + batch_preds.shape[1:], dtype=np.float64)
             maxvals = np.zeros((num_samples,) + batch_maxvals.shape[1:], dtype=np.float32)

@@ -1,14 +1,16 @@
 """Where a split's predictions come from: a trained model with the flip test (predict_split: val.py and
-tools/draw_predictions.py), or the oracle, the ground truth pushed through the target pipeline (val.py
---oracle). lib/core/evaluators.py scores them."""
-from typing import List, Tuple
+tools/draw_predictions.py), or the oracle, the ground truth pushed through the target pipeline of the
+codec (lib/datasets/codec.py: crop, target, decoder; val.py --oracle). lib/core/evaluators.py scores them."""
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from lib.config import DataConfig, ModelConfig, TestConfig
-from lib.datasets.heatmaps import generate_target, get_final_preds
+from lib.datasets.codec import HeatmapCodec, codec_for
 from lib.datasets.records import SplitRecords
-from lib.datasets.transforms import affine_transform_points, get_affine_transform
+from lib.datasets.transforms import affine_transform_points
+
+ORACLE_CHUNK = 256   # people decoded at once by the oracle ([256, K, h, w] float32 heatmaps at a time)
 
 
 def predict_split(weights: str, model_cfg: ModelConfig, data: DataConfig, test: TestConfig, split: SplitRecords,
@@ -30,24 +32,28 @@ def predict_split(weights: str, model_cfg: ModelConfig, data: DataConfig, test: 
     return predict(model, loader, len(dataset), split.layout.flip_pairs, test, logger=logger)
 
 
-def oracle_predictions(records: List[dict], input_wh, heatmap_wh, sigma: float, refine: bool = True) -> np.ndarray:
-    """Ground truth pushed through the target pipeline: annotation -> crop -> Gaussian target ->
-    decode -> original-image pixels. What a perfect network could score at this heatmap resolution.
-    Returns [N, K, 2] 0-based pixels."""
+def oracle_predictions(records: List[dict], codec: HeatmapCodec) -> np.ndarray:
+    """Ground truth pushed through the target pipeline of `codec`: annotation -> crop -> target -> decode ->
+    original-image pixels. What a perfect network could score with these targets, this decoder and this
+    heatmap resolution. Returns [N, K, 2] 0-based pixels."""
     preds = []
-    for record in records:
-        matrix = get_affine_transform(record['center'], record['scale'], 0, input_wh)
-        joints = affine_transform_points(record['joints'], matrix)
-        target, _ = generate_target(joints, record['joints_vis'], input_wh, heatmap_wh, sigma)
-        decoded, _ = get_final_preds(target[None], record['center'][None], record['scale'][None], refine=refine)
-        preds.append(decoded[0])
-    return np.stack(preds)
+    for start in range(0, len(records), ORACLE_CHUNK):
+        chunk = records[start:start + ORACLE_CHUNK]
+        targets = []
+        for record in chunk:
+            joints = affine_transform_points(record['joints'], codec.crop_matrix(record['center'], record['scale']))
+            targets.append(codec.encode(joints, record['joints_vis'])[0])
+        decoded, _ = codec.decode(np.stack(targets), np.stack([r['center'] for r in chunk]),
+                                  np.stack([r['scale'] for r in chunk]))
+        preds.append(decoded)
+    return np.concatenate(preds)
 
 
-def oracle(records: List[dict], data: DataConfig, refine: bool = True) -> Tuple[np.ndarray, np.ndarray]:
-    """The ground truth of `records` through crop -> Gaussian target -> decode (no model, no images): preds
-    [N, K, 2] image pixels and maxvals [N, K, 1] = joints_vis (unannotated joints decode to the crop corner
-    with score 0, as a network's empty heatmap would)."""
-    preds = oracle_predictions(records, data.input_wh, data.heatmap_wh, data.sigma, refine=refine)
+def oracle(records: List[dict], data: DataConfig, test: Optional[TestConfig] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The ground truth of `records` through crop -> target -> decode with the encoding of `data` (HRNet's,
+    DARK's unbiased or UDP's) and the decoder of `test` (default TestConfig(): quarter-pixel), no model, no
+    images: preds [N, K, 2] image pixels and maxvals [N, K, 1] = joints_vis (unannotated joints decode to the
+    crop corner with score 0, as a network's empty heatmap would)."""
+    preds = oracle_predictions(records, codec_for(data, test or TestConfig()))
     vis = np.stack([np.asarray(r['joints_vis'], dtype=np.float64) for r in records])
     return preds, vis[:, :, None]

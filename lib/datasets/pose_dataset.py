@@ -14,12 +14,12 @@ from paddle.io import Dataset
 
 from lib.config import DataConfig
 from lib.datasets.half_body import random_half_body
-from lib.datasets.heatmaps import generate_target
+from lib.datasets.codec import codec_for
 # read_image lives in image_io; tools/draw_predictions.py and the tests import it from here too.
 from lib.datasets.image_io import flipped_x_offset, jpeg_size, read_image, reduced_pixel_matrix, reduction_for_crop
 from lib.datasets.skeletons import KeypointLayout
-from lib.datasets.transforms import (PIXEL_STD, affine_transform_points, crop_image, flip_joints,
-                                     get_affine_transform, normalize_image, random_scale_rotation)
+from lib.datasets.transforms import (PIXEL_STD, affine_transform_points, crop_image, flip_joints, normalize_image,
+                                     random_scale_rotation)
 from lib.utils.errors import BadValue
 
 SampleKey = Union[int, Tuple[int, int, int]]   # index, or (index, seed, epoch) for training
@@ -68,6 +68,7 @@ class TopDownPoseDataset(Dataset):
         self.layout = layout
         self.config = config
         self.is_train = is_train
+        self.codec = codec_for(config)   # the crop and the targets: HRNet's, DARK's unbiased or UDP's
 
     def __len__(self) -> int:
         return len(self.records)
@@ -82,7 +83,7 @@ class TopDownPoseDataset(Dataset):
         full_width = plan.image_wh[0] if plan.reduction > 1 else image.shape[1]
         center, scale = plan.center.copy(), plan.scale
         joints, joints_vis = record['joints'], record['joints_vis']
-        if plan.flip:   # HRNet's flip (SPEC C.2 step 4): x -> W - x - 1 with the full-resolution W
+        if plan.flip:   # HRNet's (and MMPose's) flip (SPEC C.2 step 4): x -> W - x - 1, the full-resolution W
             image = cv2.flip(image, 1)
             joints, joints_vis = flip_joints(joints, joints_vis, full_width, self.layout.flip_pairs)
             center[0] = full_width - center[0] - 1
@@ -90,7 +91,7 @@ class TopDownPoseDataset(Dataset):
         crop, matrix = self._crop(image, center, scale, plan, full_width)
         visible = joints_vis > 0
         joints_crop = np.where(visible[:, None], affine_transform_points(joints, matrix), joints)
-        target, target_weight = generate_target(joints_crop, joints_vis, cfg.input_wh, cfg.heatmap_wh, cfg.sigma)
+        target, target_weight = self.codec.encode(joints_crop, joints_vis)
         if cfg.use_joints_weight:   # HRNet's LOSS.USE_DIFFERENT_JOINTS_WEIGHT (SPEC C.5)
             target_weight = target_weight * self.layout.joints_weight_array
         return {
@@ -140,8 +141,8 @@ class TopDownPoseDataset(Dataset):
         size; a 1/r image is warped with matrix @ (reduced pixel -> full-resolution pixel)."""
         input_wh = self.config.input_wh
         if plan.reduction == 1:
-            return crop_image(image, center, scale, plan.rotation, input_wh)
-        matrix = get_affine_transform(center, scale, plan.rotation, input_wh)
+            return crop_image(image, center, scale, plan.rotation, input_wh, self.config.udp)
+        matrix = self.codec.crop_matrix(center, scale, plan.rotation)
         x_offset = flipped_x_offset(full_width, image.shape[1], plan.reduction) if plan.flip else 0.0
         warp = matrix @ reduced_pixel_matrix(plan.reduction, x_offset)
         crop = cv2.warpAffine(image, warp, (int(input_wh[0]), int(input_wh[1])), flags=cv2.INTER_LINEAR)

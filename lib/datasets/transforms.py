@@ -1,7 +1,8 @@
 """Crop geometry and augmentation for top-down pose estimation (numpy / OpenCV only).
 
 Follows HRNet's lib/utils/transforms.py and JointsDataset.__getitem__ (SPEC C.2, C.3) so that crops,
-targets and decoded predictions match the reference numbers exactly.
+targets and decoded predictions match the reference numbers exactly; with udp, the crop is UDP's
+(MMPose's get_udp_warp_matrix, README "DARK and UDP").
 """
 from typing import Sequence, Tuple, Union
 
@@ -81,6 +82,45 @@ def get_affine_transform(center: Sequence[float], scale: ScaleLike, rot: float,
     return cv2.getAffineTransform(src, dst)
 
 
+def udp_box_pixels(scale: ScaleLike, output_wh: Sequence[float]) -> np.ndarray:
+    """The box [2] (width, height) in pixels that a UDP crop of `scale` (box side / PIXEL_STD) covers: its
+    shorter side grown to the output's aspect ratio, as MMPose's TopdownAffine does before the warp. (HRNet's
+    crop takes the width and derives the height; the two agree whenever the box has the output's aspect, as
+    MPII's square boxes at square inputs and box_to_center_scale's boxes have.)"""
+    scale = np.array([scale, scale] if np.isscalar(scale) else scale, dtype=np.float64)[:2]
+    width, height = scale * PIXEL_STD
+    aspect = float(output_wh[0]) / float(output_wh[1])
+    if width > height * aspect:
+        return np.array([width, width / aspect])
+    return np.array([height * aspect, height])
+
+
+def get_udp_affine_transform(center: Sequence[float], scale: ScaleLike, rot: float,
+                             output_wh: Sequence[float]) -> np.ndarray:
+    """UDP's 2x3 crop matrix (MMPose's get_udp_warp_matrix; scale in units of PIXEL_STD here, pixels there):
+    the box (udp_box_pixels) around `center`, rotated by `rot` degrees about it, onto output pixels
+    0 .. output - 1, i.e. x' = (w_out - 1) / w_box * (R (x - c) + w_box / 2) per axis. A size spans size - 1
+    pixel spacings, so the box's edges land on the first and last pixel centres and a horizontal flip of the
+    output (x -> w_out - 1 - x) is a flip of the box about its centre. MMPose's R = [[cos, -sin], [sin, cos]],
+    so a positive rot turns the content the other way from get_affine_transform's (kept: the augmentation's
+    rotation is symmetric). float32, as MMPose's."""
+    box_w, box_h = udp_box_pixels(scale, output_wh)
+    zoom_x, zoom_y = (float(output_wh[0]) - 1) / box_w, (float(output_wh[1]) - 1) / box_h
+    angle = np.deg2rad(rot)
+    cos, sin = np.cos(angle), np.sin(angle)
+    cx, cy = float(center[0]), float(center[1])
+    return np.array([[zoom_x * cos, -zoom_x * sin, zoom_x * (-cx * cos + cy * sin + 0.5 * box_w)],
+                     [zoom_y * sin, zoom_y * cos, zoom_y * (-cx * sin - cy * cos + 0.5 * box_h)]], dtype=np.float32)
+
+
+def crop_matrix(center: Sequence[float], scale: ScaleLike, rot: float, output_wh: Sequence[float],
+                udp: bool = False) -> np.ndarray:
+    """The 2x3 matrix of a crop: HRNet's get_affine_transform, or UDP's get_udp_affine_transform."""
+    if udp:
+        return get_udp_affine_transform(center, scale, rot, output_wh)
+    return get_affine_transform(center, scale, rot, output_wh)
+
+
 def affine_transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine matrix to points [..., 2] (x, y); returns the same shape."""
     points = np.asarray(points, dtype=np.float64)
@@ -88,12 +128,12 @@ def affine_transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarra
 
 
 def crop_image(image: np.ndarray, center: Sequence[float], scale: ScaleLike, rot: float,
-               input_wh: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Warp the box (center, scale, rot) of `image` [H, W, 3] to [input_h, input_w, 3].
+               input_wh: Tuple[int, int], udp: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Warp the box (center, scale, rot) of `image` [H, W, 3] to [input_h, input_w, 3] (crop_matrix).
 
-    Bilinear interpolation with a constant 0 border, as HRNet. Returns (crop, matrix).
+    Bilinear interpolation with a constant 0 border, as HRNet and MMPose. Returns (crop, matrix).
     """
-    matrix = get_affine_transform(center, scale, rot, input_wh)
+    matrix = crop_matrix(center, scale, rot, input_wh, udp)
     crop = cv2.warpAffine(image, matrix, (int(input_wh[0]), int(input_wh[1])), flags=cv2.INTER_LINEAR)
     return crop, matrix
 

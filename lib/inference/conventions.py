@@ -22,10 +22,12 @@ PADDLE_MODEL_FILES = ('model.json', 'model.pdmodel')   # Paddle 3.x (PIR) writes
 PADDLE_PARAMS_FILE = 'model.pdiparams'
 ONNX_FILE = 'model.onnx'
 
-# Sections (and keys; None = the whole section) that travel with weights. The boxes a COCO evaluation uses
-# belong to that evaluation, not to the weights.
+# Sections (and keys; None = the whole section) that travel with weights: the network, its input and targets'
+# geometry (data.udp: UDP's crop and decoding) and the whole test section (the decoder, test.decode, with it).
+# The boxes a COCO evaluation uses belong to that evaluation, not to the weights; how the training targets
+# were made (data.unbiased_encoding) does not change how the network is read.
 WEIGHT_CONVENTIONS = {'model': ('name', 'num_stacks', 'num_features', 'num_joints'),
-                      'data': ('dataset', 'input_wh', 'heatmap_wh', 'color_rgb', 'mean', 'std', 'sigma'),
+                      'data': ('dataset', 'input_wh', 'heatmap_wh', 'color_rgb', 'mean', 'std', 'sigma', 'udp'),
                       'test': None}
 NOT_WITH_WEIGHTS = {'test': ('use_gt_bbox', 'det_file')}
 
