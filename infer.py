@@ -31,7 +31,7 @@ from tqdm import tqdm  # noqa: E402
 
 from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, add_debug_argument, run_cli  # noqa: E402,E501
 from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
-from lib.cli import (DATA, MODEL, RUN, TEST, add_config_arguments, add_groups, add_weights_argument,  # noqa: E402
+from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_config_arguments, add_groups, add_weights_argument,  # noqa: E402
                      chosen_preset, defaults_note, flag_values, pick)
 from lib.config import dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
 from lib.core.metrics import require_finite_predictions  # noqa: E402
@@ -49,7 +49,8 @@ VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv')
 BOX_BGR = (0, 200, 0)
 # The network and its input come with the weights; a flag overrides them (dygraph only: an exported program
 # is fixed). No data set, no loader workers.
-GROUPS = (pick(DATA, 'image_size'), MODEL, TEST, pick(RUN, 'device'))
+# --det_file is val.py's (BOXES): the same person detections; here an image without a kept one gets no person.
+GROUPS = (pick(DATA, 'image_size'), MODEL, TEST, pick(BOXES, 'det_file'), pick(RUN, 'device'))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,8 +63,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='dygraph runs --pretrained_model; paddle-inference and onnxruntime run --model_dir')
     add_weights_argument(p)
     p.add_argument('--model_dir', help='folder written by export.py (for --backend paddle-inference / onnxruntime)')
-    p.add_argument('--det_file', help='COCO-style person detections (JSON), category 1 only; an image without '
-                   'any kept detection gets no person')
     p.add_argument('--det_thr', type=float, default=0.5, help='keep detections with at least this score (default 0.5)')
     p.add_argument('--bbox', help='x,y,w,h: one person box (pixels) for every image or frame')
     p.add_argument('--kpt_thr', type=float, default=0.3, help='joints scoring below this are not drawn (default 0.3)')
@@ -309,6 +308,7 @@ def main(argv=None) -> int:
     if args.print_config:
         print(dump_yaml(to_dict(config)), end='')
         return 0
+    args.det_file = config.test.det_file or None      # the flag, or --config / --set test.det_file
     kind, paths = list_inputs(args.input)
     if kind == 'video' and args.det_file:
         raise BadValue('--det_file matches images by name; for a video give --bbox x,y,w,h or no box (whole frame).')

@@ -91,12 +91,13 @@ TEST = FlagGroup('test (validation and prediction)', (
          '(quarter-pixel, DARK or DARK-UDP)', STORE_FALSE),
     Flag('val_batch_size', 'test.batch_size', 'person crops per forward pass when validating or predicting'),
 ))
-# The person boxes of a COCO evaluation (HRNet's TEST section): val.py.
+# The person boxes of a COCO evaluation (HRNet's TEST section): val.py; infer.py takes --det_file.
 BOXES = FlagGroup('COCO boxes and post-processing (HRNet TEST section)', (
     Flag('use_gt_bbox', 'test.use_gt_bbox', 'ground-truth person boxes (the default when no --det_file is given)',
          STORE_TRUE),
-    Flag('det_file', 'test.det_file', 'person detections, a JSON list of {image_id, category_id, bbox, score}, '
-         'e.g. COCO_val2017_detections_AP_H_56_person.json', {}, {'test.use_gt_bbox': False}),
+    Flag('det_file', 'test.det_file', 'person detections (category 1 = person), a JSON list of {image_id, '
+         'category_id, bbox [x, y, w, h], score} as COCO detection results, e.g. '
+         'COCO_val2017_detections_AP_H_56_person.json', {}, {'test.use_gt_bbox': False}),
     Flag('image_thre', 'test.image_thre', 'keep detections with score >= this'),
     Flag('in_vis_thre', 'test.in_vis_thre', 'rescoring: box score x mean of the joint scores above this'),
     Flag('oks_thre', 'test.oks_thre', 'OKS-NMS threshold per image'),
@@ -189,6 +190,8 @@ def get_key(config, key: str):
 def _shown(flag: Flag, value) -> str:
     if flag.kwargs.get('action') == 'store_const':
         return 'off'
+    if isinstance(value, bool):
+        return 'on' if value else 'off'
     if flag.key == 'data.input_wh':
         return size_name(value)
     if isinstance(value, tuple):

@@ -53,7 +53,8 @@ def resumed_config(checkpoint: dict, path: str, flags: dict, sets=(), config_fil
     changes += [(f'--set {item}', item.partition('=')[0].strip()) for item in sets]
     for given, key in changes:
         if key not in RESUME_OVERRIDES:
-            allowed = ', '.join(flag_name(k) or k for k in RESUME_OVERRIDES)
+            allowed = ', '.join(flag_name(k) or ('the --save_* pictures' if k == 'debug_images' else k)
+                                for k in RESUME_OVERRIDES)
             raise BadValue(f'{given} with --resume: a resumed run keeps its recipe (saved in {path}); only '
                            f'{allowed} (as flags or --set) can change. Start a new run to change {key}.')
     return resolve_config(flags, run_config=checkpoint['config'], sets=sets, run_source=path)
