@@ -2,7 +2,7 @@
 #   make quickstart   install what is missing, then the README's quick start end to end: synthetic data,
 #                     training, val.py and its [EVAL] line, a picture of the predictions
 #   make test         install the test tools and the optional packages, then `ruff check .` and the tests
-#                     (CI runs this: .ci/run)
+#                     in WORKERS pytest-xdist processes (CI runs this: .ci/run)
 # Paddle is installed (the CPU wheel) only when no Paddle is importable, so an installed paddlepaddle-gpu is
 # never replaced. Variables: make quickstart EPOCHS=2 DATA=/tmp/synthetic OUTPUT=/tmp/output PYTHON=python3.11
 PYTHON ?= python
@@ -13,6 +13,9 @@ OUTPUT ?= output
 EPOCHS ?= 15
 RUN = $(OUTPUT)/mpii_hourglass1_64x64
 PYTEST_ARGS ?=
+# The suite runs in pytest-xdist workers (one per core of the 2-core CI machine); --dist loadgroup keeps the
+# tests of one xdist_group (paddle.distributed.launch's ports) in one worker. WORKERS=0: one process.
+WORKERS ?= 2
 
 .PHONY: quickstart test install install-test
 
@@ -43,7 +46,7 @@ quickstart: install $(RUN)/best_model/model.pdparams
 # What CI installs (.ci/run): pytest, ruff, the optional packages, and PyTorch and TensorFlow (CPU) for the
 # converters' and the training-parity tests.
 install-test: install
-	$(PIP) pytest ruff
+	$(PIP) pytest pytest-xdist ruff
 	$(PIP) -r requirements-extras.txt
 	$(PIP) torch==2.13.0
 	$(PIP) "tensorflow-cpu==2.21.*"
@@ -53,4 +56,4 @@ install-test: install
 
 test: install-test
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q -rs $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -rs -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
