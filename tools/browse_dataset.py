@@ -38,7 +38,8 @@ def parse_args(argv=None):
     p.add_argument('--epoch', type=int, default=0, help='augmentation draw of this epoch')
     p.add_argument('--no_augmentation', action='store_true', help='the crops of --train_set without augmentation, '
                    'as validation makes them')
-    p.add_argument('--output_dir', default='output/browse')
+    p.add_argument('--output_dir', default='output/browse', help='where samples_gt.jpg and samples_hm_gt.jpg go '
+                   '(default output/browse)')
     add_groups(p, GROUPS, preset)
     add_config_arguments(p)
     add_debug_argument(p)

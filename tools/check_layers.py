@@ -6,6 +6,7 @@ A room is a folder of lib/ (lib/core, lib/datasets, ...), a module of lib/ (lib/
 entry script, tools/ or benchmarks/. Every import, at module level or inside a function, must name a room on a
 lower floor than its own, or its own room. Tests are no rooms.
 """
+import argparse
 import ast
 import os
 import sys
@@ -86,6 +87,7 @@ def violations(repo: str = REPO) -> List[str]:
 
 
 def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     for level in range(len(FLOORS), 0, -1):
         print(f'floor {level}: {", ".join(FLOORS[level - 1])}')
     found = violations()
