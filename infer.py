@@ -3,7 +3,7 @@ r"""Predict and draw human poses on an image, a folder of images or a video (top
     python infer.py --input photo.jpg --pretrained_model output/mpii_hourglass8_256x256/best_model/model.pdparams
     python infer.py --input photos/ --pretrained_model <...>.pdparams --det_file detections.json --det_thr 0.5
     python infer.py --input clip.mp4 --pretrained_model <...>.pdparams --bbox 120,40,200,380
-    python infer.py --input photos/ --backend paddle-inference --model_dir output/export/hourglass8_256
+    python infer.py --input photos/ --backend paddle-inference --model_dir output/export/hourglass8_256x256
 
 Person boxes come from --det_file (COCO detection results: a list of {image_id, bbox [x, y, w, h], score,
 category_id}, or an object with an `images` list of {id, file_name} and those detections under
@@ -294,17 +294,17 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
     return runner.records, out_path
 
 
-def build_config(args: argparse.Namespace):
-    """The configuration of the weights (or exported folder) <- --config <- flags <- --set."""
-    path = args.pretrained_model or args.model_dir
-    return resolve_config(flag_values(args, GROUPS), run_config=weights_config(path), config_file=args.config,
-                          sets=args.set)
+def build_config(args: argparse.Namespace, saved):
+    """The configuration of the weights (or exported folder), `saved` = weights_config(path), <- --config <-
+    flags <- --set."""
+    return resolve_config(flag_values(args, GROUPS), run_config=saved, config_file=args.config, sets=args.set)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     set_mkl_cpu_type()
-    config = build_config(args)
+    saved = weights_config(args.pretrained_model or args.model_dir)    # reads inference.json once
+    config = build_config(args, saved)
     if args.print_config:
         print(dump_yaml(to_dict(config)), end='')
         return 0
@@ -323,7 +323,7 @@ def main(argv=None) -> int:
     if args.backend == 'dygraph':
         from lib.models import check_model     # imports Paddle: not for the onnxruntime backend
         check_model(config)
-    backend = load_backend(args.backend, args.pretrained_model or args.model_dir, config, args.threads)
+    backend = load_backend(args.backend, args.pretrained_model or args.model_dir, config, args.threads, saved)
     predictor = PosePredictor.from_config(backend, config)
     data, test = config.data, config.test
     print(f'{config.model.label} ({args.backend}), input {size_name(data.input_wh)} '

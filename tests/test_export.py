@@ -277,6 +277,22 @@ def test_export_takes_cocos_256x192_and_names_the_folder_height_by_width(tmp_pat
     assert saved['data']['input_wh'] == [192, 256] and saved['input']['shape'] == [-1, 3, 256, 192]
 
 
+def test_infer_reads_an_exported_folders_inference_json_once(small_export, tmp_path, monkeypatch):
+    """infer.py's configuration comes from the folder's inference.json (weights_config), and the exported backend
+    takes the parsed file from there instead of reading it again (issue 19: one reader, read once)."""
+    import cv2
+    import infer
+    from lib.inference import conventions
+    reads, read_json = [], conventions.read_json
+    monkeypatch.setattr(conventions, 'read_json', lambda path, *args, **kwargs: reads.append(path) or
+                        read_json(path, *args, **kwargs))
+    image = str(tmp_path / 'person.jpg')
+    cv2.imwrite(image, np.random.default_rng(0).integers(0, 255, (96, 64, 3), dtype=np.uint8))
+    assert infer.main(['--input', image, '--backend', 'paddle-inference', '--model_dir', small_export[1],
+                       '--output_dir', str(tmp_path / 'out'), '--device', 'cpu']) == 0
+    assert [os.path.basename(path) for path in reads] == ['inference.json']
+
+
 def test_infer_gives_the_same_keypoints_on_every_backend(small_export, tmp_path):
     """infer.py end to end on a real MPII photo (a given person box), dygraph vs the exported models."""
     pytest.importorskip('onnxruntime', reason='onnxruntime is not installed (pip install onnxruntime)')

@@ -34,11 +34,14 @@ NOT_WITH_WEIGHTS = {'test': ('use_gt_bbox', 'det_file')}
 
 class WeightsConfig(dict):
     """The configuration tree that goes with some weights, and `source`: where it was read (the label
-    resolve_config gives its values in messages); '' for weights without one (the preset decides)."""
+    resolve_config gives its values in messages); '' for weights without one (the preset decides).
+    inference_config: for an exported folder, its whole inference.json as read here (the exported backends
+    take it from there, so that infer.py reads the file once)."""
 
-    def __init__(self, tree: Optional[dict] = None, source: str = ''):
+    def __init__(self, tree: Optional[dict] = None, source: str = '', inference_config: Optional[dict] = None):
         super().__init__(tree or {})
         self.source = source
+        self.inference_config = inference_config
 
 
 def weight_conventions(saved: dict) -> dict:
@@ -73,7 +76,8 @@ def weights_config(path: Optional[str]) -> WeightsConfig:
     if not path:
         return WeightsConfig()
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, EXPORTED_CONFIG_NAME)):
-        return WeightsConfig(weight_conventions(read_inference_config(path)), os.path.join(path, EXPORTED_CONFIG_NAME))
+        saved = read_inference_config(path)
+        return WeightsConfig(weight_conventions(saved), os.path.join(path, EXPORTED_CONFIG_NAME), saved)
     run_config = None if os.path.isdir(path) else find_run_config(path)
     if run_config:
         saved = read_json(run_config, 'the config.json that train.py or tools/convert_weights.py writes (sections '

@@ -25,7 +25,7 @@ class DygraphBackend:
         self.model.eval()
 
     @classmethod
-    def from_config(cls, path: str, config, threads: Optional[int] = None) -> 'DygraphBackend':
+    def from_config(cls, path: str, config, threads: Optional[int] = None, saved=None) -> 'DygraphBackend':
         return cls(path, config.model, config.device, threads=threads)
 
     @paddle.no_grad()

@@ -73,10 +73,11 @@ class PaddleInferenceBackend:
     whether the predictor runs with oneDNN.
     """
 
-    def __init__(self, model_dir: str, device: str = 'cpu', mkldnn: bool = True, threads: Optional[int] = None):
+    def __init__(self, model_dir: str, device: str = 'cpu', mkldnn: bool = True, threads: Optional[int] = None,
+                 inference_config: Optional[dict] = None):
         from paddle import inference
 
-        self.inference_config = read_inference_config(model_dir)
+        self.inference_config = inference_config or read_inference_config(model_dir)
         self.width, self.height = traced_size(self.inference_config)
         program, params = paddle_model_files(model_dir, self.inference_config)
         usable = device in ('auto', 'gpu') and gpu_available()
@@ -101,8 +102,8 @@ class PaddleInferenceBackend:
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
     @classmethod
-    def from_config(cls, model_dir: str, config, threads: Optional[int] = None) -> 'PaddleInferenceBackend':
-        backend = cls(model_dir, config.device, threads=threads)
+    def from_config(cls, model_dir: str, config, threads: Optional[int] = None, saved=None) -> 'PaddleInferenceBackend':
+        backend = cls(model_dir, config.device, threads=threads, inference_config=getattr(saved, 'inference_config', None))
         require_traced_network(config, backend.inference_config, model_dir)
         return backend
 
@@ -122,13 +123,14 @@ class OnnxRuntimeBackend:
     'auto' (CUDA when onnxruntime offers it). threads: intra-op threads (default: onnxruntime's choice).
     """
 
-    def __init__(self, model_dir: str, device: str = 'cpu', threads: Optional[int] = None):
+    def __init__(self, model_dir: str, device: str = 'cpu', threads: Optional[int] = None,
+                 inference_config: Optional[dict] = None):
         try:
             import onnxruntime
         except ImportError:
             raise MissingPackage('the onnxruntime backend needs onnxruntime: pip install onnxruntime (CPU) or '
                                  'pip install onnxruntime-gpu (CUDA).') from None
-        self.inference_config = read_inference_config(model_dir)
+        self.inference_config = inference_config or read_inference_config(model_dir)
         self.width, self.height = traced_size(self.inference_config)
         files = self.inference_config.get('files')
         name = files.get('onnx') if files is not None else ONNX_FILE
@@ -155,8 +157,8 @@ class OnnxRuntimeBackend:
         self.input_name = self.session.get_inputs()[0].name
 
     @classmethod
-    def from_config(cls, model_dir: str, config, threads: Optional[int] = None) -> 'OnnxRuntimeBackend':
-        backend = cls(model_dir, config.device, threads=threads)
+    def from_config(cls, model_dir: str, config, threads: Optional[int] = None, saved=None) -> 'OnnxRuntimeBackend':
+        backend = cls(model_dir, config.device, threads=threads, inference_config=getattr(saved, 'inference_config', None))
         require_traced_network(config, backend.inference_config, model_dir)
         return backend
 
