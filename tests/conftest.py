@@ -3,6 +3,14 @@ import os
 
 import pytest
 
+# Under pytest-xdist the workers share the cores, as the ranks of a distributed run do (train.py gives each its
+# share): each worker's Paddle gets cores / workers math threads through OMP_NUM_THREADS, which
+# lib/utils/threads.default_threads honours. Two workers with a thread per core each would oversubscribe the
+# cores, and OpenMP threads spin while they wait for each other. Set here, before any test imports Paddle.
+_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0'))
+if _WORKERS > 1 and 'OMP_NUM_THREADS' not in os.environ:
+    os.environ['OMP_NUM_THREADS'] = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests that import TensorFlow into the test process run last, whatever the order asked for: TensorFlow's
