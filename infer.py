@@ -272,8 +272,9 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
             size = (drawn.shape[1], drawn.shape[0])
             writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
             if not writer.isOpened():
-                raise NotWritable(f'cannot write {out_path} with the mp4v codec at {size[0]}x{size[1]}; check that '
-                                  '--output_dir is writable and that this OpenCV build has FFmpeg.')
+                raise NotWritable(f'cannot write {out_path} with the mp4v codec at {size[1]}x{size[0]} (frames '
+                                  f'{size[1]} high, {size[0]} wide); check that --output_dir is writable and that '
+                                  'this OpenCV build has FFmpeg.')
         writer.write(drawn)
         written += 1
 
