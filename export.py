@@ -25,10 +25,10 @@ import warnings
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 import paddle  # noqa: E402
 
-from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.cli import (DATA, MODEL, TEST, add_config_arguments, add_groups, add_weights_argument,  # noqa: E402
-                     chosen_preset, defaults_note, flag_values, pick)
-from lib.config import TrainConfig, dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
+from lib.utils.errors import run_cli  # noqa: E402
+from lib.cli import (DATA, MODEL, TEST, add_front_door, add_weights_argument, flag_values, pick,  # noqa: E402
+                     print_config, script_parser)
+from lib.config import TrainConfig, resolve_config, size_name  # noqa: E402
 from lib.convert.loading import load_weights  # noqa: E402
 from lib.inference.conventions import weights_config  # noqa: E402
 from lib.inference.export import CHECK_TOLERANCE, check_exported, export_model, import_paddle2onnx  # noqa: E402
@@ -41,17 +41,13 @@ GROUPS = (pick(DATA, 'image_size'), MODEL, TEST)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    preset = chosen_preset(argv)
-    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset, weights=True)}',
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p, preset = script_parser(__doc__, argv, weights=True)
     add_weights_argument(p)
     p.add_argument('--output_dir', help='default output/export/<model>_<H>x<W>, e.g. output/export/hourglass8_256x256')
     p.add_argument('--onnx', action='store_true', help='also write model.onnx (needs pip install paddle2onnx)')
     p.add_argument('--opset', type=int, default=11, help='ONNX opset (default 11; paddle2onnx raises it if an op needs it)')
     p.add_argument('--no_check', action='store_true', help='skip running the exported models against dygraph')
-    add_groups(p, GROUPS, preset)
-    add_config_arguments(p)
-    add_debug_argument(p)
+    add_front_door(p, GROUPS, preset, threads=False)
     args = p.parse_args(argv)
     if not args.pretrained_model and not args.print_config:
         p.error('the following arguments are required: --pretrained_model')
@@ -73,8 +69,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     config = build_config(args)
     if args.print_config:
-        print(dump_yaml(to_dict(config)), end='')
-        return 0
+        return print_config(config)
     if args.onnx:
         import_paddle2onnx()   # fail before the slow part
     model_cfg, size = config.model, size_name(config.data.input_wh)

@@ -29,11 +29,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, add_debug_argument, run_cli  # noqa: E402,E501
-from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
-from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_config_arguments, add_groups, add_weights_argument,  # noqa: E402
-                     chosen_preset, defaults_note, flag_values, pick)
-from lib.config import dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
+from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, run_cli  # noqa: E402
+from lib.utils.threads import set_mkl_cpu_type  # noqa: E402  (before Paddle)
+from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_front_door, add_weights_argument, flag_values, pick,  # noqa: E402
+                     print_config, script_parser)
+from lib.config import resolve_config, size_name  # noqa: E402
 from lib.core.metrics import require_finite_predictions  # noqa: E402
 from lib.datasets.coco import boxes_outside, detection_problem  # noqa: E402
 from lib.datasets.image_io import read_image  # noqa: E402
@@ -54,9 +54,7 @@ GROUPS = (pick(DATA, 'image_size'), MODEL, TEST, pick(BOXES, 'det_file'), pick(R
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    preset = chosen_preset(argv)
-    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset, weights=True)}',
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p, preset = script_parser(__doc__, argv, weights=True)
     p.add_argument('--input', help=f'an image, a folder of images ({" ".join(IMAGE_EXTENSIONS)}) '
                    f'or a video ({" ".join(VIDEO_EXTENSIONS)})')
     p.add_argument('--backend', default='dygraph', choices=sorted(BACKENDS),
@@ -67,10 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--bbox', help='x,y,w,h: one person box (pixels) for every image or frame')
     p.add_argument('--kpt_thr', type=float, default=0.3, help='joints scoring below this are not drawn (default 0.3)')
     p.add_argument('--output_dir', default='output/infer', help='where drawings and keypoints.json go')
-    add_groups(p, GROUPS, preset)
-    add_threads_argument(p)
-    add_config_arguments(p)
-    add_debug_argument(p)
+    add_front_door(p, GROUPS, preset)
     args = p.parse_args(argv)
     if args.print_config:
         return args
@@ -307,8 +302,7 @@ def main(argv=None) -> int:
     saved = weights_config(args.pretrained_model or args.model_dir)    # reads inference.json once
     config = build_config(args, saved)
     if args.print_config:
-        print(dump_yaml(to_dict(config)), end='')
-        return 0
+        return print_config(config)
     args.det_file = config.test.det_file or None      # the flag, or --config / --set test.det_file
     kind, paths = list_inputs(args.input)
     if kind == 'video' and args.det_file:

@@ -21,14 +21,14 @@ import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
 warnings.filterwarnings('ignore', message='When training, we now always track')
-from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.utils.threads import add_threads_argument, default_threads, set_mkl_cpu_type, use_cpu_threads  # noqa: E402
+from lib.utils.errors import run_cli  # noqa: E402
+from lib.utils.threads import default_threads, set_mkl_cpu_type, use_cpu_threads  # noqa: E402
 set_mkl_cpu_type()     # before Paddle loads MKL: its AVX2 path on AMD CPUs (lib/utils/threads.py)
 import paddle  # noqa: E402
 
-from lib.cli import (DEBUG_IMAGE_FLAGS, TRAINING_GROUPS, add_config_arguments, add_groups, chosen_preset,  # noqa: E402
-                     defaults_note, flag_values)
-from lib.config import TrainConfig, dump_yaml, resolve_config, to_dict  # noqa: E402
+from lib.cli import (DEBUG_IMAGE_FLAGS, TRAINING_GROUPS, add_front_door, flag_values, print_config,  # noqa: E402
+                     script_parser)
+from lib.config import TrainConfig, resolve_config  # noqa: E402
 from lib.core.engine import describe_best, train_one_epoch  # noqa: E402
 from lib.core.evaluators import build_evaluator  # noqa: E402
 from lib.core.run import (RunControl, build_training, close_epoch, load_resume_checkpoint, log_start,  # noqa: E402
@@ -43,10 +43,7 @@ from lib.vis.monitor import RunMonitor  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    preset = chosen_preset(argv)
-    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset)}',
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_groups(p, TRAINING_GROUPS, preset)      # unset flags are None: the preset (or a resumed run) decides
+    p, preset = script_parser(__doc__, argv)
     for part, _, text in DEBUG_IMAGE_FLAGS:
         p.add_argument(f'--save_{part}', action='store_true', help=f'write {text} to <run>/debug at each log line')
     p.add_argument('--run_name', help='run folder name (default <dataset>_<model>_<H>x<W>, e.g. '
@@ -54,9 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--resume', help='checkpoint.pdparams (or its run folder) to continue; only --epochs, '
                    '--max_iters, --workers, --eval_every, --log_every, --log_seconds, --device, --use_vdl and the '
                    '--save_* pictures may change (as flags or --set)')
-    add_threads_argument(p)
-    add_config_arguments(p)
-    add_debug_argument(p)
+    add_front_door(p, TRAINING_GROUPS, preset)      # unset flags are None: the preset (or a resumed run) decides
     return p.parse_args(argv)
 
 
@@ -83,8 +78,7 @@ def main(argv=None) -> int:
     else:
         config = build_config(args)
     if args.print_config:
-        print(dump_yaml(to_dict(config)), end='')
-        return 0
+        return print_config(config)
     run_dir = run_dir or new_run_dir(config, args.run_name)
     rank, num_ranks = init_distributed()
     if rank == 0:

@@ -24,11 +24,11 @@ import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='No ccache found')  # Paddle's import-time notice: noise in logs
-from lib.utils.errors import BadValue, add_debug_argument, run_cli  # noqa: E402
-from lib.utils.threads import add_threads_argument, set_mkl_cpu_type, use_cpu_threads  # first: before Paddle
-from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_config_arguments, add_groups,  # noqa: E402
-                     add_weights_argument, chosen_preset, defaults_note, flag_values)
-from lib.config import TrainConfig, dump_yaml, resolve_config, size_name, to_dict  # noqa: E402
+from lib.utils.errors import BadValue, run_cli  # noqa: E402
+from lib.utils.threads import set_mkl_cpu_type, use_cpu_threads  # first: before Paddle
+from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_front_door, add_weights_argument, flag_values,  # noqa: E402
+                     print_config, script_parser)
+from lib.config import TrainConfig, resolve_config, size_name, to_dict  # noqa: E402
 from lib.core.evaluators import build_evaluator  # noqa: E402
 from lib.core.validate import oracle  # noqa: E402
 from lib.datasets.codec import codec_for  # noqa: E402
@@ -41,9 +41,7 @@ GROUPS = (DATA, MODEL, TEST, BOXES, RUN)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    preset = chosen_preset(argv)
-    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset, weights=True)}',
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p, preset = script_parser(__doc__, argv, weights=True)
     add_weights_argument(p)
     p.add_argument('--preds_file', help='evaluate saved predictions instead of running a model: MPII pred.mat, '
                    'COCO results JSON (as written by val.py or HRNet; scored as it is, no rescoring or NMS)')
@@ -52,10 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    'decoder of --udp, --unbiased_encoding and --decode (no model, no images)')
     p.add_argument('--output_dir', default='output/val', help='where results.json and pred.mat (MPII) or '
                    'keypoints_<set>_results.json (COCO) go (default output/val)')
-    add_groups(p, GROUPS, preset)
-    add_threads_argument(p)
-    add_config_arguments(p)
-    add_debug_argument(p)
+    add_front_door(p, GROUPS, preset)
     args = p.parse_args(argv)
     if args.print_config:
         return args
@@ -116,8 +111,7 @@ def main(argv=None) -> int:
     set_mkl_cpu_type()      # before Paddle is imported
     config = build_config(args)
     if args.print_config:
-        print(dump_yaml(to_dict(config)), end='')
-        return 0
+        return print_config(config)
     data, test = config.data, config.test
     require_writable_dir(args.output_dir, '--output_dir')      # before the evaluation, not after it
     if args.preds_file:

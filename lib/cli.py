@@ -2,13 +2,14 @@
 flag has one name, one config key and one meaning wherever it is accepted. Each script does the same three
 steps:
 
-    parser = argparse.ArgumentParser(...)
-    add_groups(parser, GROUPS, chosen_preset(argv))       # 1. its groups (--help shows the preset's defaults),
-    add_config_arguments(parser)                          #    and --config / --set / --print_config
+    parser, preset = script_parser(__doc__, argv)         # --help's defaults: the preset argv chooses
+    add_front_door(parser, GROUPS, preset)                # 1. its groups, and --config / --set / --print_config
     args = parser.parse_args(argv)
     config = resolve_config(flag_values(args, GROUPS),    # 2. their values (None: not given)
                             run_config=weights_config(path),   # 3. the configuration of the weights, if any
                             config_file=args.config, sets=args.set)
+    if args.print_config:
+        return print_config(config)
 
 GROUPS is the script's tuple of FlagGroups: TRAINING_GROUPS for train.py (and tools/preflight.py),
 (DATA, MODEL, TEST, BOXES, RUN) for val.py; `pick(GROUP, 'name', ...)` takes some rows of a group (infer.py
@@ -32,8 +33,10 @@ logging, determinism, initial weights in TRAIN; device and loader workers in RUN
 import argparse
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from lib.config import (DATASETS, DECODERS, TrainConfig, image_size_arg, key_type, load_preset, preset_names,
-                        resolve_config, size_name, valid_keys)
+from lib.config import (DATASETS, DECODERS, TrainConfig, dump_yaml, image_size_arg, key_type, load_preset,
+                        preset_names, resolve_config, size_name, to_dict, valid_keys)
+from lib.utils.errors import add_debug_argument
+from lib.utils.threads import add_threads_argument
 
 STORE_TRUE = {'action': 'store_const', 'const': True}
 STORE_FALSE = {'action': 'store_const', 'const': False}
@@ -210,6 +213,32 @@ def add_groups(parser, groups: Sequence[FlagGroup], defaults: Optional[TrainConf
                 kwargs['type'] = key_type(flag.key)
             shown = '' if defaults is None else f' (default {_shown(flag, get_key(defaults, flag.key))})'
             section.add_argument(f'--{flag.name}', default=None, help=flag.help + shown, **kwargs)
+
+
+def script_parser(doc: str, argv: Optional[List[str]], weights: bool = False):
+    """(parser, preset) of an entry script or tool: its ArgumentParser, described by `doc` and the line that
+    says where the defaults of --help come from (`weights`: the script reads weights, whose configuration comes
+    first), and the preset that argv's --dataset / --model / --image_size choose (chosen_preset)."""
+    preset = chosen_preset(argv)
+    parser = argparse.ArgumentParser(description=f'{doc}\n{defaults_note(preset, weights)}',
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser, preset
+
+
+def add_front_door(parser, groups: Sequence[FlagGroup], preset: Optional[TrainConfig], threads: bool = True) -> None:
+    """Step 1: the script's groups (add_groups), then what every script shares: --threads (`threads`: the
+    scripts that run Paddle's CPU math), --config / --set / --print_config, --debug."""
+    add_groups(parser, groups, preset)
+    if threads:
+        add_threads_argument(parser)
+    add_config_arguments(parser)
+    add_debug_argument(parser)
+
+
+def print_config(config: TrainConfig) -> int:
+    """--print_config: the resolved configuration as YAML (the format of configs/*.yaml); the exit code, 0."""
+    print(dump_yaml(to_dict(config)), end='')
+    return 0
 
 
 def add_weights_argument(parser, note: str = '') -> None:

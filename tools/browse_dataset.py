@@ -8,7 +8,6 @@ samples_hm_gt.jpg (the target heatmaps over the crops), with exactly train.py's 
 augmentation: the --model preset's (its scale / rotation factors, sigma, RGB or BGR input) under --config,
 the flags and --set, as train.py resolves them.
 """
-import argparse
 import os
 import sys
 import warnings
@@ -19,10 +18,9 @@ warnings.filterwarnings('ignore', message='No ccache found')
 
 import numpy as np  # noqa: E402
 
-from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.cli import (DATA, MODEL, TRAIN_DATA, add_config_arguments, add_groups, chosen_preset,  # noqa: E402
-                     defaults_note, flag_values, pick)
-from lib.config import dump_yaml, resolve_config, to_dict  # noqa: E402
+from lib.utils.errors import run_cli  # noqa: E402
+from lib.cli import DATA, MODEL, TRAIN_DATA, add_front_door, flag_values, pick, print_config, script_parser  # noqa: E402
+from lib.config import resolve_config  # noqa: E402
 from lib.datasets.loaders import build_dataset  # noqa: E402
 from lib.vis.debug_images import save_batch_debug  # noqa: E402
 
@@ -31,18 +29,14 @@ GROUPS = (DATA, TRAIN_DATA, pick(MODEL, 'model'))
 
 
 def parse_args(argv=None):
-    preset = chosen_preset(argv)
-    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset)}',
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p, preset = script_parser(__doc__, argv)
     p.add_argument('--num', type=int, default=16, help='samples to draw (at most 16 per picture)')
     p.add_argument('--epoch', type=int, default=0, help='augmentation draw of this epoch')
     p.add_argument('--no_augmentation', action='store_true', help='the crops of --train_set without augmentation, '
                    'as validation makes them')
     p.add_argument('--output_dir', default='output/browse', help='where samples_gt.jpg and samples_hm_gt.jpg go '
                    '(default output/browse)')
-    add_groups(p, GROUPS, preset)
-    add_config_arguments(p)
-    add_debug_argument(p)
+    add_front_door(p, GROUPS, preset, threads=False)
     return p.parse_args(argv)
 
 
@@ -50,8 +44,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     config = resolve_config(flag_values(args, GROUPS), config_file=args.config, sets=args.set)
     if args.print_config:
-        print(dump_yaml(to_dict(config)), end='')
-        return 0
+        return print_config(config)
     data = config.data
     dataset = build_dataset(data, data.train_set, is_train=not args.no_augmentation)
     count = min(args.num, len(dataset))

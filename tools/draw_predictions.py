@@ -7,7 +7,6 @@ Each tile is the person's crop (as the network sees it, at 192 px) with the pred
 without --pretrained_model the ground truth is drawn. The configuration is the weights' (weights_config),
 under --config, the flags and --set, as in val.py.
 """
-import argparse
 import os
 import sys
 import warnings
@@ -19,10 +18,10 @@ warnings.filterwarnings('ignore', message='No ccache found')
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.cli import (DATA, MODEL, RUN, TEST, add_config_arguments, add_groups,  # noqa: E402
-                     add_weights_argument, chosen_preset, defaults_note, flag_values, pick)
-from lib.config import TrainConfig, dump_yaml, resolve_config, to_dict  # noqa: E402
+from lib.utils.errors import run_cli  # noqa: E402
+from lib.cli import (DATA, MODEL, RUN, TEST, add_front_door, add_weights_argument, flag_values, pick,  # noqa: E402
+                     print_config, script_parser)
+from lib.config import TrainConfig, resolve_config  # noqa: E402
 from lib.datasets.image_io import read_image  # noqa: E402
 from lib.datasets.mpii import load_mpii_annotations  # noqa: E402
 from lib.datasets.skeletons import MPII  # noqa: E402
@@ -36,16 +35,12 @@ GROUPS = (pick(DATA, 'dataset_root', 'valid_set', 'image_size'), MODEL, TEST, pi
 
 
 def parse_args(argv=None):
-    preset = chosen_preset(argv)
-    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset, weights=True)}',
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p, preset = script_parser(__doc__, argv, weights=True)
     add_weights_argument(p, '; without it the ground truth is drawn')
     p.add_argument('--num', type=int, default=8, help='people to draw (the first N of the annotation file)')
     p.add_argument('--columns', type=int, default=4)
     p.add_argument('--output', help='.jpg or .png to write')
-    add_groups(p, GROUPS, preset)
-    add_config_arguments(p)
-    add_debug_argument(p)
+    add_front_door(p, GROUPS, preset, threads=False)
     args = p.parse_args(argv)
     if not args.output and not args.print_config:
         p.error('the following arguments are required: --output')
@@ -72,8 +67,7 @@ def main(argv=None) -> int:
     config = resolve_config(flag_values(args, GROUPS), run_config=weights_config(args.pretrained_model),
                             config_file=args.config, sets=args.set)
     if args.print_config:
-        print(dump_yaml(to_dict(config)), end='')
-        return 0
+        return print_config(config)
     root, valid_set = config.data.dataset_root, config.data.valid_set
     records = load_mpii_annotations(root, valid_set)[:args.num]
     if args.pretrained_model:

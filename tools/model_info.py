@@ -17,10 +17,9 @@ from typing import List, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings('ignore', message='No ccache found')   # printed by `import paddle` on CPU builds
 
-from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.cli import (DATA, MODEL, add_config_arguments, add_groups, chosen_preset, defaults_note,  # noqa: E402
-                     flag_values, pick)
-from lib.config import dump_yaml, resolve_config, to_dict  # noqa: E402
+from lib.utils.errors import run_cli  # noqa: E402
+from lib.cli import DATA, MODEL, add_front_door, flag_values, pick, print_config, script_parser  # noqa: E402
+from lib.config import resolve_config  # noqa: E402
 from lib.models import build_model_from, check_model  # noqa: E402
 from lib.utils.complexity import count_macs, count_parameters  # noqa: E402
 
@@ -29,12 +28,8 @@ GROUPS = (pick(DATA, 'dataset', 'image_size'), MODEL)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    preset = chosen_preset(argv)
-    parser = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset)}',
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_groups(parser, GROUPS, preset)
-    add_config_arguments(parser)
-    add_debug_argument(parser)
+    parser, preset = script_parser(__doc__, argv)
+    add_front_door(parser, GROUPS, preset, threads=False)
     return parser.parse_args(argv)
 
 
@@ -42,8 +37,7 @@ def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     config = resolve_config(flag_values(args, GROUPS), config_file=args.config, sets=args.set)
     if args.print_config:
-        print(dump_yaml(to_dict(config)), end='')
-        return 0
+        return print_config(config)
     check_model(config)
     model = build_model_from(config.model)
     input_wh = list(config.data.input_wh)
