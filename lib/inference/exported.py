@@ -64,7 +64,19 @@ def check_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
     return images
 
 
-class PaddleInferenceBackend:
+class ExportedBackend:
+    """What both backends of an exported folder share: made from the resolved configuration, which may not ask
+    for another network or input size than the folder was traced with (require_traced_network)."""
+
+    @classmethod
+    def from_config(cls, model_dir: str, config, threads: Optional[int] = None, saved=None):
+        """`saved`: weights_config(model_dir), whose parsed inference.json is used instead of a second read."""
+        backend = cls(model_dir, config.device, threads=threads, inference_config=getattr(saved, 'inference_config', None))
+        require_traced_network(config, backend.inference_config, model_dir)
+        return backend
+
+
+class PaddleInferenceBackend(ExportedBackend):
     """paddle.inference predictor of <model_dir>/model.json (or .pdmodel) + model.pdiparams.
 
     device: 'cpu' (oneDNN when mkldnn, `threads` math-library threads, default OMP_NUM_THREADS when set, else
@@ -101,12 +113,6 @@ class PaddleInferenceBackend:
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
-    @classmethod
-    def from_config(cls, model_dir: str, config, threads: Optional[int] = None, saved=None) -> 'PaddleInferenceBackend':
-        backend = cls(model_dir, config.device, threads=threads, inference_config=getattr(saved, 'inference_config', None))
-        require_traced_network(config, backend.inference_config, model_dir)
-        return backend
-
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] float32 of the last stack."""
         images = check_images(images, self.height, self.width)
@@ -116,7 +122,7 @@ class PaddleInferenceBackend:
         return self.output.copy_to_cpu().astype(np.float32, copy=False)
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(ExportedBackend):
     """onnxruntime.InferenceSession of <model_dir>/model.onnx.
 
     device: 'cpu' (CPUExecutionProvider), 'gpu' (CUDAExecutionProvider, then CPU for unsupported ops) or
@@ -155,12 +161,6 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = threads
         self.session = onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
-
-    @classmethod
-    def from_config(cls, model_dir: str, config, threads: Optional[int] = None, saved=None) -> 'OnnxRuntimeBackend':
-        backend = cls(model_dir, config.device, threads=threads, inference_config=getattr(saved, 'inference_config', None))
-        require_traced_network(config, backend.inference_config, model_dir)
-        return backend
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] float32 of the last stack."""
