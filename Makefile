@@ -2,7 +2,7 @@
 #   make quickstart   install what is missing, then the README's quick start end to end: synthetic data,
 #                     training, val.py and its [EVAL] line, a picture of the predictions
 #   make test         install the test tools and the optional packages, then `ruff check .` and the tests
-#                     (CI runs this: .ci/run)
+#                     in WORKERS pytest-xdist processes (CI runs this: .ci/run)
 #   make test-paddle26  the same tests on the Paddle that `pip install paddlepaddle-gpu` gives (2.6.2): the CPU
 #                     wheel in a virtualenv that reuses the installed packages (CI runs it after make test)
 # Paddle is installed (the CPU wheel) only when no Paddle is importable, so an installed paddlepaddle-gpu is
@@ -15,6 +15,9 @@ OUTPUT ?= output
 EPOCHS ?= 15
 RUN = $(OUTPUT)/mpii_hourglass1_64x64
 PYTEST_ARGS ?=
+# The suite runs in pytest-xdist workers (one per core of the 2-core CI machine); --dist loadgroup keeps the
+# tests of one xdist_group (paddle.distributed.launch's ports) in one worker. WORKERS=0: one process.
+WORKERS ?= 2
 
 .PHONY: quickstart test install install-test test-paddle26
 
@@ -45,7 +48,7 @@ quickstart: install $(RUN)/best_model/model.pdparams
 # What CI installs (.ci/run): pytest, ruff, the optional packages, and PyTorch and TensorFlow (CPU) for the
 # converters' and the training-parity tests.
 install-test: install
-	$(PIP) pytest ruff
+	$(PIP) pytest pytest-xdist ruff
 	$(PIP) -r requirements-extras.txt
 	$(PIP) torch==2.13.0
 	$(PIP) "tensorflow-cpu==2.21.*"
@@ -55,7 +58,7 @@ install-test: install
 
 test: install-test
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q -rs $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -rs -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Paddle 2.6.2 (PyPI's newest paddlepaddle-gpu) beside the installed one: a virtualenv with --system-site-packages,
 # so PyTorch, TensorFlow, pytest and the extras are reused, and only Paddle differs. Every test runs.
@@ -69,4 +72,4 @@ $(PADDLE26_PYTHON):
 test-paddle26: install-test $(PADDLE26_PYTHON)
 	$(PADDLE26_PYTHON) -m pip install --quiet --disable-pip-version-check $(PADDLE26)
 	$(PADDLE26_PYTHON) -c "import paddle; assert paddle.__version__ == '2.6.2', paddle.__version__; print('paddle', paddle.__version__)"
-	$(PADDLE26_PYTHON) -m pytest -q -rs $(PYTEST_ARGS)
+	$(PADDLE26_PYTHON) -m pytest -q -rs -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)

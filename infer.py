@@ -3,18 +3,19 @@ r"""Predict and draw human poses on an image, a folder of images or a video (top
     python infer.py --input photo.jpg --pretrained_model output/mpii_hourglass8_256x256/best_model/model.pdparams
     python infer.py --input photos/ --pretrained_model <...>.pdparams --det_file detections.json --det_thr 0.5
     python infer.py --input clip.mp4 --pretrained_model <...>.pdparams --bbox 120,40,200,380
-    python infer.py --input photos/ --backend paddle-inference --model_dir output/export/hourglass8_256
+    python infer.py --input photos/ --backend paddle-inference --model_dir output/export/hourglass8_256x256
 
 Person boxes come from --det_file (COCO detection results: a list of {image_id, bbox [x, y, w, h], score,
 category_id}, or an object with an `images` list of {id, file_name} and those detections under
 `annotations`), from --bbox (the same box for every image or frame), or else the whole image is one person.
-The model's input size and normalisation come from the config.json beside the weights (or the exported
-folder's inference.json). Writes to --output_dir the drawn images under their own file names, or
+The network, its input size and normalisation and the test settings come from the configuration of the
+weights (the config.json beside them, or the exported folder's inference.json: weights_config), under
+--config, the flags and --set as in val.py (an exported model keeps the network and input size it was
+traced with). Writes to --output_dir the drawn images under their own file names, or
 <name>_pose.mp4 for a video, and keypoints.json: [{image (file name, or frame index), persons: [{bbox,
 keypoints [[x, y, score] x K] in image pixels, score (mean joint score)}]}].
 """
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -28,53 +29,54 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, add_debug_argument, run_cli  # noqa: E402,E501
-from lib.utils.threads import add_threads_argument, set_mkl_cpu_type  # noqa: E402  (before Paddle)
-from lib.config import DECODERS  # noqa: E402
-from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
-from lib.inference.predictor import PosePredictor  # noqa: E402
+from lib.utils.errors import BadValue, MissingFile, NotWritable, UnreadableFile, run_cli  # noqa: E402
+from lib.utils.threads import set_mkl_cpu_type  # noqa: E402  (before Paddle)
+from lib.cli import (BOXES, DATA, MODEL, RUN, TEST, add_front_door, add_weights_argument, flag_values, pick,  # noqa: E402
+                     print_config, script_parser)
+from lib.config import resolve_config, size_name  # noqa: E402
 from lib.core.metrics import require_finite_predictions  # noqa: E402
-from lib.datasets.coco import detection_problem  # noqa: E402
+from lib.datasets.coco import boxes_outside, detection_problem  # noqa: E402
 from lib.datasets.image_io import read_image  # noqa: E402
-from lib.utils.vis import draw_skeleton  # noqa: E402
+from lib.inference.backends import BACKENDS, load_backend  # noqa: E402
+from lib.inference.conventions import weights_config  # noqa: E402
+from lib.inference.predictor import PosePredictor  # noqa: E402
 from lib.utils.files import read_json, require_writable_dir  # noqa: E402
 from lib.utils.logger import progress  # noqa: E402
+from lib.vis.drawing import draw_skeleton  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv')
 BOX_BGR = (0, 200, 0)
+# The network and its input come with the weights; a flag overrides them (dygraph only: an exported program
+# is fixed). No data set, no loader workers.
+# --det_file is val.py's (BOXES): the same person detections; here an image without a kept one gets no person.
+GROUPS = (pick(DATA, 'image_size'), MODEL, TEST, pick(BOXES, 'det_file'), pick(RUN, 'device'))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--input', required=True, help=f'an image, a folder of images ({" ".join(IMAGE_EXTENSIONS)}) '
+    p, preset = script_parser(__doc__, argv, weights=True)
+    p.add_argument('--input', help=f'an image, a folder of images ({" ".join(IMAGE_EXTENSIONS)}) '
                    f'or a video ({" ".join(VIDEO_EXTENSIONS)})')
     p.add_argument('--backend', default='dygraph', choices=sorted(BACKENDS),
                    help='dygraph runs --pretrained_model; paddle-inference and onnxruntime run --model_dir')
-    p.add_argument('--pretrained_model', help='.pdparams written by train.py or tools/convert_weights.py')
+    add_weights_argument(p)
     p.add_argument('--model_dir', help='folder written by export.py (for --backend paddle-inference / onnxruntime)')
-    p.add_argument('--det_file', help='COCO-style person detections (JSON), category 1 only; an image without '
-                   'any kept detection gets no person')
     p.add_argument('--det_thr', type=float, default=0.5, help='keep detections with at least this score (default 0.5)')
     p.add_argument('--bbox', help='x,y,w,h: one person box (pixels) for every image or frame')
     p.add_argument('--kpt_thr', type=float, default=0.3, help='joints scoring below this are not drawn (default 0.3)')
-    p.add_argument('--no_flip_test', action='store_true', help='predict without the flip test (twice as fast)')
-    p.add_argument('--decode', choices=DECODERS, help="heatmap decoder: quarter or dark (default: the model's, from "
-                   'its config.json or inference.json; a --udp model always decodes with DARK-UDP)')
-    p.add_argument('--batch_size', type=int, default=32, help='people per forward pass (default 32)')
-    p.add_argument('--device', choices=('auto', 'cpu', 'gpu'), default='auto')
     p.add_argument('--output_dir', default='output/infer', help='where drawings and keypoints.json go')
-    add_threads_argument(p)
-    add_debug_argument(p)
+    add_front_door(p, GROUPS, preset)
     args = p.parse_args(argv)
+    if args.print_config:
+        return args
+    if not args.input:
+        p.error('the following arguments are required: --input')
     if args.backend == 'dygraph' and (not args.pretrained_model or args.model_dir):
         p.error('--backend dygraph takes --pretrained_model (a .pdparams), not --model_dir')
     if args.backend != 'dygraph' and (not args.model_dir or args.pretrained_model):
         p.error(f'--backend {args.backend} takes --model_dir (the folder export.py wrote), not --pretrained_model')
     if args.det_file and args.bbox:
         p.error('give --det_file or --bbox, not both')
-    if args.batch_size < 1:
-        p.error(f'--batch_size must be at least 1; received {args.batch_size}')
     for name in ('det_thr', 'kpt_thr'):
         value = getattr(args, name)
         if not (math.isfinite(value) and 0 <= value <= 1):
@@ -113,20 +115,14 @@ def image_id_from_name(name: str) -> Optional[int]:
     return int(digits[-1]) if digits else None
 
 
-def boxes_outside(boxes: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """The boxes [M, 4] (x, y, w, h) that do not overlap the image at all."""
-    height, width = image.shape[:2]
-    x, y, w, h = boxes.T if len(boxes) else np.zeros((4, 0))
-    return boxes[(x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0)]
-
-
 def require_inside(boxes: Optional[np.ndarray], image: np.ndarray, path: str, args) -> None:
     """Refuse boxes that miss the image entirely (x, y, w, h given in another image's pixels, or swapped)."""
-    outside = boxes_outside(boxes, image) if boxes is not None else []
+    height, width = image.shape[:2]
+    outside = boxes_outside(boxes, width, height) if boxes is not None else []
     if len(outside):
         source = f'--det_file {args.det_file}' if args.det_file else f'--bbox {args.bbox}'
         raise BadValue(f'{source}: the box(es) {outside.tolist()} for {path} lie outside the image '
-                       f'({image.shape[1]}x{image.shape[0]} px); boxes are x, y, w, h in that image\'s pixels.')
+                       f'({width} px wide, {height} px high); boxes are x, y, w, h in that image\'s pixels.')
 
 
 def load_detections(path: str, names: List[str], threshold: float) -> Dict[str, np.ndarray]:
@@ -189,7 +185,7 @@ def person_records(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray)
             for box, points, joint_scores in zip(boxes, keypoints, scores)]
 
 
-class Runner:
+class PeopleBatcher:
     """Collects (key, image, boxes) until a batch of people is full, then predicts, draws and records."""
 
     def __init__(self, predictor: PosePredictor, kpt_thr: float, sink: Callable[[object, np.ndarray], None]):
@@ -224,7 +220,7 @@ def run_images(paths: List[str], predictor: PosePredictor, boxes_for: Callable[[
         if not cv2.imwrite(out_path, drawn):
             raise NotWritable(f'cannot write {out_path}; check that --output_dir is writable.')
 
-    runner = Runner(predictor, args.kpt_thr, save)
+    runner = PeopleBatcher(predictor, args.kpt_thr, save)
     for path in progress(paths, len(paths), 'images'):
         try:
             image = read_image(path, color_rgb=False)      # BGR, as drawn; a truncated JPEG is refused
@@ -271,12 +267,13 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
             size = (drawn.shape[1], drawn.shape[0])
             writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
             if not writer.isOpened():
-                raise NotWritable(f'cannot write {out_path} with the mp4v codec at {size[0]}x{size[1]}; check that '
-                                  '--output_dir is writable and that this OpenCV build has FFmpeg.')
+                raise NotWritable(f'cannot write {out_path} with the mp4v codec at {size[1]}x{size[0]} (frames '
+                                  f'{size[1]} high, {size[0]} wide); check that --output_dir is writable and that '
+                                  'this OpenCV build has FFmpeg.')
         writer.write(drawn)
         written += 1
 
-    runner = Runner(predictor, args.kpt_thr, save)
+    runner = PeopleBatcher(predictor, args.kpt_thr, save)
     try:
         for index, frame in enumerate(progress(frames(capture), count or None, 'frames')):
             if index == 0:
@@ -293,9 +290,20 @@ def run_video(path: str, predictor: PosePredictor, box: Optional[np.ndarray], ar
     return runner.records, out_path
 
 
+def build_config(args: argparse.Namespace, saved):
+    """The configuration of the weights (or exported folder), `saved` = weights_config(path), <- --config <-
+    flags <- --set."""
+    return resolve_config(flag_values(args, GROUPS), run_config=saved, config_file=args.config, sets=args.set)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     set_mkl_cpu_type()
+    saved = weights_config(args.pretrained_model or args.model_dir)    # reads inference.json once
+    config = build_config(args, saved)
+    if args.print_config:
+        return print_config(config)
+    args.det_file = config.test.det_file or None      # the flag, or --config / --set test.det_file
     kind, paths = list_inputs(args.input)
     if kind == 'video' and args.det_file:
         raise BadValue('--det_file matches images by name; for a video give --bbox x,y,w,h or no box (whole frame).')
@@ -307,14 +315,13 @@ def main(argv=None) -> int:
         raise BadValue(f'--output_dir {args.output_dir} holds the input images, which the drawings would '
                        'overwrite; choose another --output_dir.')
 
-    backend, (model, data, test) = load_backend(args.backend, args.pretrained_model or args.model_dir, args.device,
-                                                args.threads)
-    if args.no_flip_test:
-        test = dataclasses.replace(test, flip_test=False)
-    if args.decode:
-        test = dataclasses.replace(test, decode=args.decode)
-    predictor = PosePredictor.from_conventions(backend, (model, data, test), batch_size=args.batch_size)
-    print(f'{model.label} ({args.backend}), input {data.input_wh[0]}x{data.input_wh[1]} '
+    if args.backend == 'dygraph':
+        from lib.models import check_model     # imports Paddle: not for the onnxruntime backend
+        check_model(config)
+    backend = load_backend(args.backend, args.pretrained_model or args.model_dir, config, args.threads, saved)
+    predictor = PosePredictor.from_config(backend, config)
+    data, test = config.data, config.test
+    print(f'{config.model.label} ({args.backend}), input {size_name(data.input_wh)} '
           f'{"RGB" if data.color_rgb else "BGR"}, flip test {"on" if test.flip_test else "off"}, '
           f'decoder {predictor.codec.method}, '
           f'{predictor.layout.name} joints')

@@ -32,8 +32,7 @@ import paddle  # noqa: E402
 from paddle.base import core  # noqa: E402
 
 from benchmarks.machine import cpu_name, load_text  # noqa: E402
-from lib.config import DataConfig, ModelConfig, TestConfig  # noqa: E402
-from lib.inference.conventions import Conventions  # noqa: E402
+from lib.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from lib.inference.export import export_model  # noqa: E402
 from lib.inference.exported import OnnxRuntimeBackend, PaddleInferenceBackend  # noqa: E402
 from lib.models import MODELS, build_model_from, check_input_size  # noqa: E402
@@ -74,12 +73,11 @@ def model_configs(args: argparse.Namespace) -> List[ModelConfig]:
 def make_backends(model, model_cfg: ModelConfig, args: argparse.Namespace, folder: str) -> Dict[str, Callable]:
     """{backend name: images [N, 3, H, W] -> heatmaps [N, K, h, w]} for the asked backends that are installed."""
     size = args.image_size
-    conventions = Conventions(model_cfg, DataConfig('', input_wh=(size, size), heatmap_wh=(size // 4, size // 4)),
-                              TestConfig())
+    config = TrainConfig(model=model_cfg, data=DataConfig('', input_wh=(size, size), heatmap_wh=(size // 4, size // 4)))
     onnx = HAVE_ONNX and 'onnxruntime' in args.backends
     if set(args.backends) - {'dygraph'}:
         start = time.perf_counter()
-        export_model(model, conventions, folder, onnx=onnx)
+        export_model(model, config, folder, onnx=onnx)
         print(f'  exported {model_cfg.label} to {folder} in {time.perf_counter() - start:.1f} s', flush=True)
 
     @paddle.no_grad()

@@ -6,8 +6,8 @@ decoding) and the wall time of the whole process. A figure, not a test.
     python benchmarks/val_threads.py --model pose_resnet_50 --num_people 64 --threads 1 2 4
 
 The weights are untrained (speed does not depend on them) and the people are synthetic MPII ones
-(tools/make_synthetic_mpii.py); val.py runs in a fresh process per row with its own defaults
-(--batch_size 32, --workers 2, flip test on) except the flags shown. OMP_NUM_THREADS is removed from the
+(tools/make_synthetic_mpii.py); val.py runs in a fresh process per row with --val_batch_size 32 and
+--workers 2 (its defaults when these rows were first measured), flip test on, and the flags shown. OMP_NUM_THREADS is removed from the
 environment, so that the default row uses every usable core.
 """
 import argparse
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
                         '--num_valid', str(args.num_people)], cwd=REPO, check=True, capture_output=True)
         weights = untrained_weights(args, tmp)
         flags = ['--dataset_root', data, '--pretrained_model', weights, '--model', args.model,
-                 '--image_size', args.image_size, '--device', 'cpu']
+                 '--image_size', args.image_size, '--device', 'cpu', '--val_batch_size', '32', '--workers', '2']
         if args.model == 'hourglass':
             flags += ['--num_stacks', str(args.num_stacks)]
         rows = [(threads, run_val(flags, threads, os.path.join(tmp, f'val{threads}'))) for threads in args.threads]

@@ -1,11 +1,16 @@
 """Run configuration: frozen dataclasses built once in main() and passed down in pieces, and the one
-resolution of a run's configuration (resolve_config):
+resolution of a run's configuration (resolve_config), which every entry script and tool calls:
 
-    preset of (dataset, model, input size)   configs/<dataset>/<model>.yaml, resized by the SIZE RULE below
-    <- run config                            the config.json beside the weights, or of the run being resumed
+    preset of (dataset, model, input size)   configs/<dataset>/<model>.yaml over the dataclass defaults, at the
+                                             input size by the SIZE RULE below
+    <- run config                            the configuration that goes with the weights
+                                             (lib/inference/conventions.weights_config), or the run being resumed
     <- config file                           --config FILE (YAML, or a config.json)
-    <- flags                                 --image_size, --lr, ... (only those given)
+    <- flags                                 --image_size, --lr, ... (only those given; lib/cli.py)
     <- --set key.sub=value                   typed overrides, checked against the dataclass fields
+
+The resolved TrainConfig remembers which layer gave each value (TrainConfig.source_of), so that an error
+about a value names where to change it.
 """
 import argparse
 import dataclasses
@@ -99,12 +104,12 @@ class TrainConfig:
     warmup_iters: int = 0           # linear warm-up from lr x warmup_ratio (MMPose: 500 iterations)
     warmup_ratio: float = 0.001
     weight_decay: float = 0.0
-    pretrained_backbone: str = ''
+    pretrained_backbone: str = ''  # ImageNet weights for pose_resnet's ResNet ('' = from scratch)
     amp: str = 'off'                # 'off', 'fp16' (with a GradScaler) or 'bf16'
     amp_level: str = 'O1'
     max_nonfinite: int = 20
     debug_images: Tuple[str, ...] = ()   # any of 'gt', 'pred', 'hm_gt', 'hm_pred' (--save_* flags)
-    use_vdl: bool = False   # ImageNet weights for pose_resnet's ResNet ('' = from scratch)
+    use_vdl: bool = False           # VisualDL scalars in <run>/vdl
     stack_loss: str = 'sum'
     workers: int = 4
     seed: int = 0
@@ -114,6 +119,12 @@ class TrainConfig:
     log_seconds: float = 60.0      # ... or a line after this many seconds, whichever comes first
     device: str = 'auto'
     deterministic: bool = False     # cuDNN's deterministic algorithms (lib/utils/device.use_deterministic_kernels)
+
+    def source_of(self, key: str) -> str:
+        """Where resolve_config took the dotted `key` from: 'the flags', '--set', a --config file, the run
+        config's label (e.g. its config.json) or the preset file; 'the configuration' for a config that
+        resolve_config did not make (dataclasses.replace makes a new one, which forgets the sources)."""
+        return getattr(self, '_sources', {}).get(key, 'the configuration')
 
 
 def parse_image_size(text) -> Tuple[int, int]:
@@ -147,17 +158,8 @@ def size_name(input_wh) -> str:
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
 DATASETS = ('mpii', 'coco')
-# SIZE RULE: a preset file holds its recipe at the default input size; another input size keeps the recipe,
-# with heatmaps a quarter of the input and the references' sigma for it (HRNet's 384x288 and MMPose's
-# 384x384 COCO configs use 3).
-SIZE_SIGMA = {'mpii': {}, 'coco': {384: 3.0}}
-# ... and the batch per GPU where the reference's recipe at that size changes it (activations grow with the input's
-# area): MMPose's td-hm_hourglass52_8xb32-210e_mpii-384x384 trains 32 per GPU, its 256x256 recipe 64 (8xb64), the same
-# Adam 5e-4 and schedule otherwise.
-SIZE_BATCH = {('mpii', 'hourglass52'): {384: 32}}
 # Keys a config.json may hold beside the dataclass fields (tools/convert_weights.py notes its source).
 METADATA_KEYS = ('converted_from',)
-
 
 def read_config_file(path: str) -> dict:
     """The configuration tree in a YAML file (configs/*.yaml, --print_config) or a config.json."""
@@ -212,21 +214,44 @@ def preset_path(dataset: str, model: str) -> str:
     return os.path.join(CONFIG_DIR, dataset, f'{model}.yaml')
 
 
+# SIZE RULE: a preset file holds its recipe at the default input size; another input size keeps the recipe,
+# with heatmaps a quarter of the input and, where the references change them with the size, their sigma and
+# batch size for it. Keyed by the input height.
+SIZE_SIGMA = {'coco': {384: 3.0}}      # HRNet's 384x288 and MMPose's 384x384 COCO configs
+SIZE_BATCH = {('mpii', 'hourglass52'): {384: 32},    # MMPose td-hm_hourglass52_8xb32-210e_mpii-384x384 (8xb64
+              ('mpii', 'hourglass104'): {384: 32}}   # at 256x256); hourglass104 has hourglass52's recipe
+
+
+def heatmap_wh_of(input_wh) -> Tuple[int, int]:
+    """The SIZE RULE's heatmaps: a quarter of the input (width, height)."""
+    return input_wh[0] // 4, input_wh[1] // 4
+
+
 def sized(config: 'TrainConfig', input_wh) -> 'TrainConfig':
-    """The SIZE RULE: `config` at input_wh (width, height), heatmaps a quarter of it, the dataset's sigma and the
-    reference's batch for that size (SIZE_BATCH)."""
-    wh = tuple(input_wh)
-    data = dataclasses.replace(config.data, input_wh=wh, heatmap_wh=(wh[0] // 4, wh[1] // 4),
-                               sigma=SIZE_SIGMA[config.data.dataset].get(wh[1], config.data.sigma))
-    batch_size = SIZE_BATCH.get((config.data.dataset, config.model.name), {}).get(wh[1], config.batch_size)
-    return dataclasses.replace(config, data=data, batch_size=batch_size)
+    """The SIZE RULE: `config` (a preset) at input_wh (width, height): heatmaps a quarter of it, and the
+    dataset's sigma and the model's batch size for that input height where the references change them."""
+    wh, data = tuple(input_wh), config.data
+    data = dataclasses.replace(data, input_wh=wh, heatmap_wh=heatmap_wh_of(wh),
+                               sigma=SIZE_SIGMA.get(data.dataset, {}).get(wh[1], data.sigma))
+    batch = SIZE_BATCH.get((data.dataset, config.model.name), {}).get(wh[1], config.batch_size)
+    return dataclasses.replace(config, data=data, batch_size=batch)
+
+
+def _heatmaps_follow_input(layer: dict) -> dict:
+    """A layer that sets data.input_wh without data.heatmap_wh also sets the SIZE RULE's heatmaps, so that
+    --image_size over a run config of another size moves the heatmaps with it."""
+    data = layer.get('data') or {}
+    if 'input_wh' in data and 'heatmap_wh' not in data:
+        layer['data'] = {**data, 'heatmap_wh': heatmap_wh_of(data['input_wh'])}
+    return layer
 
 
 def load_preset(dataset: str = 'mpii', model: str = 'hourglass', input_wh=None) -> 'TrainConfig':
-    """The preset of (dataset, model, input size): configs/<dataset>/<model>.yaml, at input_wh when given."""
+    """The preset of (dataset, model, input size): configs/<dataset>/<model>.yaml over the dataclass defaults
+    (a preset file holds only what its recipe changes), by the SIZE RULE at input_wh, else at its own size."""
     path = preset_path(dataset, model)
     config = _apply(TrainConfig(data=DataConfig(dataset_root='')), _typed(read_config_file(path), path))
-    return config if input_wh is None else sized(config, input_wh)
+    return sized(config, config.data.input_wh if input_wh is None else input_wh)
 
 
 # ----------------------------------------------------------------------------------- typed layers
@@ -342,9 +367,6 @@ def _typed(values: dict, source: str, cls=None, prefix: str = '', strict: bool =
             typed[name] = _typed(value, source, tp, key + '.', strict)
         else:
             typed[name] = _coerce(value, tp, key, source)
-    data = typed.get('data') if cls is TrainConfig else None
-    if data and 'input_wh' in data and 'heatmap_wh' not in data:   # the SIZE RULE's heatmaps
-        data['heatmap_wh'] = (data['input_wh'][0] // 4, data['input_wh'][1] // 4)
     return typed
 
 
@@ -392,40 +414,6 @@ def _apply(config, values: dict):
     return dataclasses.replace(config, **changes)
 
 
-# Sections of a run's config.json that travel with its weights (val.py, infer.py, export.py): the network and
-# its input and test conventions, not where the training data was or how it was augmented.
-WEIGHT_CONVENTIONS = {'model': ('name', 'num_stacks', 'num_features', 'num_joints'),
-                      'data': ('dataset', 'input_wh', 'heatmap_wh', 'color_rgb', 'mean', 'std', 'sigma', 'udp'),
-                      'test': None}   # None: the whole section
-
-
-def weight_conventions(saved: dict) -> dict:
-    """The part of a config.json that travels with its weights (WEIGHT_CONVENTIONS)."""
-    kept = {}
-    for section, keys in WEIGHT_CONVENTIONS.items():
-        values = saved.get(section) or {}
-        kept[section] = dict(values) if keys is None else {k: values[k] for k in keys if k in values}
-    return kept
-
-
-def find_run_config(weights: str) -> Optional[str]:
-    """Path of the config.json in the folder of `weights` or its parent (train.py keeps best_model/ inside
-    the run folder), or None."""
-    folder = os.path.dirname(os.path.abspath(weights))
-    for candidate in (folder, os.path.dirname(folder)):
-        path = os.path.join(candidate, 'config.json')
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def run_config_for(weights: str) -> dict:
-    """The config.json train.py (or tools/convert_weights.py) left beside these weights, or {} without one."""
-    path = find_run_config(weights)
-    return read_json(path, 'the config.json that train.py or tools/convert_weights.py writes (sections model, '
-                           'data, test)', expect=dict) if path else {}
-
-
 def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Optional[dict] = None,
                    config_file: Optional[str] = None, sets: Sequence[str] = (),
                    run_source: str = 'the run config') -> 'TrainConfig':
@@ -434,15 +422,19 @@ def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Option
 
         preset of (dataset, model, input size) <- run_config <- config_file <- flags <- sets
 
-    flags: {'data.sigma': 3.0, ...}, None values are flags not given. run_config: a config.json's tree
-    (unknown keys of older versions are skipped). sets: 'key.sub=value' strings, type-checked. The dataset,
-    model and input size of the preset are the last layer's that names them (default mpii, hourglass and the
-    preset's own size)."""
+    flags: {'data.sigma': 3.0, ...} (lib/cli.flag_values), None values are flags not given. run_config: a
+    config.json's tree (unknown keys of older versions are skipped), labelled by its `source` attribute when it
+    has one (lib/inference/conventions.weights_config), else by run_source. sets: 'key.sub=value' strings,
+    type-checked. The dataset, model and input size of the preset are the last layer's that names them
+    (default mpii, hourglass and the preset's own size). The result remembers the layer of every value
+    (TrainConfig.source_of)."""
+    run_source = getattr(run_config, 'source', None) or run_source
     layers = [_typed(run_config or {}, run_source, strict=False)]
     if config_file:
         layers.append(_typed(read_config_file(config_file), config_file))
     layers.append(_typed(unflatten(flags or {}), 'the flags'))
     layers.append(_typed(parse_sets(sets), '--set'))
+    layers = [_heatmaps_follow_input(layer) for layer in layers]
     sources = [run_source, config_file, 'the flags', '--set'] if config_file else [run_source, 'the flags', '--set']
     merged = _merge(*layers)
     data, model = merged.get('data', {}), merged.get('model', {})
@@ -453,7 +445,11 @@ def resolve_config(flags: Optional[Dict[str, object]] = None, run_config: Option
                        f'{_source_of("model.name", layers, sources)}: fix it there, or pass --model.')
     preset = load_preset(dataset, name, data.get('input_wh'))
     config = _apply(preset, merged)
-    check_values(config, lambda key: _source_of(key, layers, sources, preset_path(dataset, name)))
+    preset_file = preset_path(dataset, name)
+    # Not a field: to_dict, ==, and dataclasses.replace (a new config) do not carry it.
+    object.__setattr__(config, '_sources', {key: _source_of(key, layers, sources, preset_file)
+                                            for key in valid_keys()})
+    check_values(config)
     return config
 
 
@@ -515,21 +511,22 @@ VALUE_RULES = {
 }
 
 
-def check_values(config: 'TrainConfig', source_of=lambda key: 'the configuration') -> None:
-    """ValueError naming the first value of `config` outside VALUE_RULES, where it came from (source_of(key))
-    and what is expected."""
+def check_values(config: 'TrainConfig') -> None:
+    """ValueError naming the first value of `config` outside VALUE_RULES, where it came from
+    (config.source_of) and what is expected."""
     for key, (expected, test) in VALUE_RULES.items():
         value = config
         for part in key.split('.'):
             value = getattr(value, part)
         if not test(value):
-            raise BadValue(f'{key}={list(value) if isinstance(value, tuple) else value!r} (from {source_of(key)}) '
-                           f'is out of range; expected {expected}. Change it there, or with --set {key}=<value>.')
+            shown = list(value) if isinstance(value, tuple) else value
+            raise BadValue(f'{key}={shown!r} (from {config.source_of(key)}) is out of range; expected {expected}. '
+                           f'Change it there, or with --set {key}=<value>.')
     if config.data.udp and config.data.unbiased_encoding:
-        raise BadValue(f'data.udp (from {source_of("data.udp")}) and data.unbiased_encoding (from '
-                       f'{source_of("data.unbiased_encoding")}) are both on; they are two different targets (UDP\'s '
-                       "already centres the Gaussian at the exact position). Choose one: drop --unbiased_encoding or "
-                       '--udp.')
+        raise BadValue(f'data.udp (from {config.source_of("data.udp")}) and data.unbiased_encoding (from '
+                       f'{config.source_of("data.unbiased_encoding")}) are both on; they are two different targets '
+                       "(UDP's already centres the Gaussian at the exact position). Choose one: drop "
+                       '--unbiased_encoding or --udp.')
 
 
 def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',
@@ -541,20 +538,3 @@ def preset_config(model_name: str, dataset_root: str, dataset: str = 'mpii',
 
 def to_dict(config) -> dict:
     return dataclasses.asdict(config)
-
-
-def from_dict(values: dict) -> TrainConfig:
-    """Rebuild a TrainConfig saved with to_dict (tuples come back from JSON as lists)."""
-    def build(cls, raw):
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in raw:
-                continue
-            value = raw[f.name]
-            if isinstance(f.type, type) and dataclasses.is_dataclass(f.type):
-                value = build(f.type, value)
-            elif isinstance(value, list):
-                value = tuple(value)
-            kwargs[f.name] = value
-        return cls(**kwargs)
-    return build(TrainConfig, values)

@@ -19,12 +19,10 @@ from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_MODEL = ['--image_size', '64', '--num_stacks', '1', '--num_features', '16']
+from tests.helpers import CPU, REPO, TINY_MODEL
+
 # One epoch of two iterations: every training image is read.
-TRAIN = ['--batch_size', '4', '--workers', '0', '--device', 'cpu', '--epochs', '1', '--val_batch_size', '8',
-         *TINY_MODEL]
-CPU = ['--workers', '0', '--device', 'cpu']
+TRAIN = ['--batch_size', '4', *CPU, '--epochs', '1', '--val_batch_size', '8', *TINY_MODEL]
 
 
 class Workspace(NamedTuple):
@@ -391,8 +389,8 @@ def build_cases() -> List[Case]:
                          b'{"model": ')),
         # ---- val.py flags and prediction files
         Case('val.py --image_size 300', 'val.py', val('--image_size', '300'), ['multiples of 64']),
-        Case('val.py --batch_size 0', 'val.py', val('--batch_size', '0'), ['batch_size', '0']),
-        Case('val.py --workers -1', 'val.py', val('--workers', '-1'), ['--workers', '-1']),
+        Case('val.py --val_batch_size 0', 'val.py', val('--val_batch_size', '0'), ['test.batch_size=0', '>= 1']),
+        Case('val.py --workers -1', 'val.py', val('--workers', '-1'), ['workers=-1', '>= 0']),
         Case('val.py --sigma 0 (oracle)', 'val.py',
              lambda ws: ['--oracle', '--dataset_root', ws.data, '--sigma', '0', '--output_dir', ws.tmp], ['sigma=0']),
         Case('val.py --output_dir read-only', 'val.py', lambda ws: val()(ws) + ['--output_dir', os.path.join(ws.tmp, 'ro')],
@@ -419,7 +417,7 @@ def build_cases() -> List[Case]:
         Case('--bbox outside the image', 'infer.py', infer('--bbox', '5000,5000,100,100'), ['--bbox', 'outside']),
         Case('--det_thr nan', 'infer.py', infer('--det_thr', 'nan'), ['--det_thr', 'nan']),
         Case('--kpt_thr 2', 'infer.py', infer('--kpt_thr', '2'), ['--kpt_thr', '2']),
-        Case('--batch_size 0 (infer.py)', 'infer.py', infer('--batch_size', '0'), ['--batch_size', '0']),
+        Case('--val_batch_size 0 (infer.py)', 'infer.py', infer('--val_batch_size', '0'), ['test.batch_size=0', '>= 1']),
         Case('--output_dir read-only (infer.py)', 'infer.py',
              lambda ws: infer()(ws) + ['--output_dir', os.path.join(ws.tmp, 'ro')], ['ro', 'writ'],
              read_only(lambda ws: os.path.join(ws.tmp, 'ro'))),

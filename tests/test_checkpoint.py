@@ -8,7 +8,8 @@ import pytest
 from lib.core.optim import build_optimizer, build_scheduler
 from lib.models import build_model
 from lib.utils import checkpoint
-from lib.utils.checkpoint import (atomic_save, load_weights, portable_optimizer_state, restore_optimizer_state,
+from lib.convert.loading import load_weights
+from lib.utils.checkpoint import (atomic_save, portable_optimizer_state, restore_optimizer_state,
                                   save_weights)
 
 

@@ -8,15 +8,15 @@ import pytest
 from numpy.testing import assert_allclose
 
 from lib.config import DataConfig
-from lib.core.evaluators import oracle
+from lib.core.validate import oracle
 from lib.core.coco_eval import (STATS_NAMES, coco_eval_line, coco_table,
                                 evaluate_coco, oks, oks_nms, rescore, select_keypoints, write_keypoint_results)
-from lib.datasets.coco import (COCO_JOINTS_WEIGHT, coco_files, load_coco_annotations,
+from lib.datasets.coco import (coco_files, load_coco_annotations,
                                load_detection_boxes, parse_coco_keypoints, sanitize_box)
 from lib.datasets.half_body import half_body_transform, random_half_body, upper_body_ids
 from lib.datasets.skeletons import COCO, MPII
 from lib.datasets.transforms import box_to_center_scale as xywh_to_center_scale
-from tests.helpers import COCO_MINI, MINI_VAL_JSON, MMPOSE_COCO, require
+from tests.helpers import COCO_MINI, MINI_VAL_JSON, MMPOSE_COCO, pycocotools_stats, require
 
 TEST_COCO_JSON = os.path.join(MMPOSE_COCO, 'test_coco.json')
 TEST_DET_JSON = os.path.join(MMPOSE_COCO, 'test_coco_det_AP_H_56.json')
@@ -29,24 +29,6 @@ def gt_poses(records):
     """Ground truth as predictions: (x, y, vis) per record, score 1."""
     return [{'image_id': r['image_id'], 'keypoints': np.concatenate([r['joints'], r['joints_vis'][:, None]], 1),
              'score': 1.0, 'center': r['center'], 'scale': r['scale']} for r in records]
-
-
-def run_pycocotools(gt_json, results_json, image_ids=None):
-    """COCOeval exactly as HRNet's _do_python_keypoint_eval, called directly."""
-    import contextlib
-    import io
-    from pycocotools.coco import COCO as CocoApi
-    from pycocotools.cocoeval import COCOeval
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = CocoApi(gt_json)
-        coco_eval = COCOeval(coco, coco.loadRes(results_json), 'keypoints')
-        coco_eval.params.useSegm = None
-        if image_ids is not None:
-            coco_eval.params.imgIds = sorted(image_ids)
-        coco_eval.evaluate()
-        coco_eval.accumulate()
-        coco_eval.summarize()
-    return coco_eval.stats[:10]
 
 
 # --- boxes and records -------------------------------------------------------------------------------------
@@ -264,9 +246,11 @@ def test_random_half_body_gate():
 
 
 def test_joints_weight():
-    assert COCO_JOINTS_WEIGHT.shape == (17, 1)
-    assert COCO_JOINTS_WEIGHT[[7, 8, 13, 14], 0].tolist() == [pytest.approx(1.2)] * 4
-    assert COCO_JOINTS_WEIGHT[[9, 10, 15, 16], 0].tolist() == [1.5] * 4
+    from lib.datasets.skeletons import COCO
+    weights = COCO.joints_weight_array
+    assert weights.shape == (17, 1)
+    assert weights[[7, 8, 13, 14], 0].tolist() == [pytest.approx(1.2)] * 4
+    assert weights[[9, 10, 15, 16], 0].tolist() == [1.5] * 4
     assert MPII.joints_weight_array.tolist() == [[1.0]] * 16
 
 
@@ -360,7 +344,7 @@ def test_evaluate_coco_equals_pycocotools(tmp_path, pycocotools):
     poses += [dict(p, keypoints=p['keypoints'] + [40, 25, 0], score=0.2) for p in poses[::5]]
     write_keypoint_results(poses, str(tmp_path / 'perturbed.json'))
     ours = evaluate_coco(MINI_VAL_JSON, str(tmp_path / 'perturbed.json'))
-    direct = run_pycocotools(MINI_VAL_JSON, str(tmp_path / 'perturbed.json'))
+    direct = pycocotools_stats(MINI_VAL_JSON, str(tmp_path / 'perturbed.json'))
     assert list(ours.values()) == list(direct)       # literally the same numbers
     assert 0.3 < ours['AP'] < 0.95
     line = coco_eval_line(ours)

@@ -1,7 +1,5 @@
 """train.py and val.py on COCO (SPEC H): a few iterations of pose_resnet_18 on coco_mini, val.py with ground-truth
 boxes, detected boxes, the oracle and a results file, the COCO presets, and the errors that reach the user."""
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -12,36 +10,16 @@ import pytest
 import train
 import val
 from lib.config import parse_image_size, preset_config
-from tests.helpers import CPU, COCO_MINI, MINI_VAL_JSON, MMPOSE_COCO, require
+from lib.core.run import default_run_name
+from tests.helpers import CPU, COCO_MINI, MINI_VAL_JSON, MMPOSE_COCO, pycocotools_stats, require, run_val
 
 TEST_DET_JSON = os.path.join(MMPOSE_COCO, 'test_coco_det_AP_H_56.json')
 STATS = ['AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75', 'AR (M)', 'AR (L)']
 
 
-
-
-def run_val(capsys, *args):
-    assert val.main(list(args)) == 0
-    return capsys.readouterr().out.strip().splitlines()
-
-
 def parse_eval_line(line: str) -> dict:
     assert line.startswith('[EVAL] AP=')
     return {key: float(value) for key, value in (item.split('=') for item in line[len('[EVAL] '):].split())}
-
-
-def pycocotools_stats(gt_json: str, results_json: str) -> list:
-    """COCOeval as HRNet's _do_python_keypoint_eval, independently of lib.core.coco_eval."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(gt_json)
-        coco_eval = COCOeval(coco, coco.loadRes(results_json), 'keypoints')
-        coco_eval.params.useSegm = None
-        coco_eval.evaluate()
-        coco_eval.accumulate()
-        coco_eval.summarize()
-    return list(coco_eval.stats[:10])
 
 
 @pytest.fixture(scope='module')
@@ -191,7 +169,7 @@ def test_val_detections_of_unknown_images_or_none_at_all(coco_run, det_root, tmp
 
 
 def test_val_refuses_mismatched_datasets_and_flags(coco_run, det_root, tmp_path, capsys):
-    with pytest.raises(ValueError, match='the model predicts 17 joints, but mpii has 16'):
+    with pytest.raises(ValueError, match=r'the model predicts 17 joints \(from .*config.json\), but mpii has 16'):
         val.main(['--dataset', 'mpii', '--pretrained_model', str(coco_run / 'checkpoint.pdparams'), *CPU])
     with pytest.raises(ValueError, match='--det_file applies to COCO only'):
         val.main(['--dataset', 'mpii', '--pretrained_model', 'x.pdparams', '--det_file', TEST_DET_JSON])
@@ -233,10 +211,10 @@ def test_coco_pose_resnet_preset_is_hrnets_yaml(model):
     test = config.test
     assert (test.flip_test, test.shift_heatmap, test.use_gt_bbox, test.image_thre, test.in_vis_thre,
             test.oks_thre) == (True, True, True, 0.0, 0.2, 0.9)
-    assert train.default_run_name(config) == f'coco_{model}_256x192'
+    assert default_run_name(config) == f'coco_{model}_256x192'
     large = train.build_config(train.parse_args(['--dataset', 'coco', '--model', model, '--image_size', '384x288']))
     assert (large.data.input_wh, large.data.heatmap_wh, large.data.sigma) == ((288, 384), (72, 96), 3.0)
-    assert train.default_run_name(large) == f'coco_{model}_384x288'
+    assert default_run_name(large) == f'coco_{model}_384x288'
 
 
 def test_coco_hourglass_presets_and_flags():
@@ -248,7 +226,7 @@ def test_coco_hourglass_presets_and_flags():
     newell = train.build_config(train.parse_args(['--dataset', 'coco']))
     assert (newell.model.name, newell.model.num_stacks, newell.model.num_joints, newell.optimizer) == (
         'hourglass', 8, 17, 'rmsprop')
-    assert train.default_run_name(newell) == 'coco_hourglass8_256x192'
+    assert default_run_name(newell) == 'coco_hourglass8_256x192'
     flags = train.build_config(train.parse_args(['--dataset', 'coco', '--model', 'pose_resnet_50', '--prob_half_body',
                                                  '0.3', '--num_joints_half_body', '6', '--use_joints_weight']))
     assert (flags.data.prob_half_body, flags.data.num_joints_half_body, flags.data.use_joints_weight) == (0.3, 6, True)
@@ -257,24 +235,24 @@ def test_coco_hourglass_presets_and_flags():
     assert off.data.use_joints_weight is False and off.data.prob_half_body == 0.0
     mpii = train.build_config(train.parse_args([]))
     assert (mpii.data.dataset, mpii.data.prob_half_body, mpii.model.num_joints) == ('mpii', 0.0, 16)
-    assert train.default_run_name(mpii) == 'mpii_hourglass8_256x256'
+    assert default_run_name(mpii) == 'mpii_hourglass8_256x256'
 
 
 def test_input_size_is_checked_on_both_sides(tmp_path):
-    with pytest.raises(ValueError, match=r'hourglass52 needs .* multiples of 128; received \(192, 256\)'):
+    with pytest.raises(ValueError, match=r'hourglass52 needs .* multiples of 128; received 256x192 \(from the flags\)'):
         train.main(['--dataset', 'coco', '--model', 'hourglass52', '--image_size', '256x192',
                     '--output_dir', str(tmp_path)])
-    with pytest.raises(ValueError, match=r'pose_resnet_18 needs .* multiples of 32; received \(80, 96\)'):
+    with pytest.raises(ValueError, match=r'pose_resnet_18 needs .* multiples of 32; received 96x80'):
         train.main(['--dataset', 'coco', '--model', 'pose_resnet_18', '--image_size', '96x80',
                     '--output_dir', str(tmp_path)])
-    with pytest.raises(ValueError, match=r'received \(64, 100\)'):
+    with pytest.raises(ValueError, match=r'received 100x64'):
         train.main(['--dataset', 'coco', '--model', 'pose_resnet_18', '--image_size', '100x64',
                     '--output_dir', str(tmp_path)])
 
 
 def test_coco_joint_weights_reach_the_targets():
     import dataclasses
-    from lib.datasets.coco import COCO_JOINTS_WEIGHT
+    from lib.datasets.skeletons import COCO
     from lib.datasets.loaders import build_dataset
     data = preset_config('pose_resnet_18', require(COCO_MINI), 'coco', (64, 96)).data
     plain = build_dataset(data, 'val2017', is_train=False)
@@ -283,4 +261,4 @@ def test_coco_joint_weights_reach_the_targets():
     a, b = plain[0], weighted[0]
     assert a['image'].shape == (3, 96, 64) and a['target'].shape == (17, 24, 16)
     assert a['target_weight'].sum() > 0
-    np.testing.assert_allclose(b['target_weight'], a['target_weight'] * COCO_JOINTS_WEIGHT, rtol=1e-6)
+    np.testing.assert_allclose(b['target_weight'], a['target_weight'] * COCO.joints_weight_array, rtol=1e-6)

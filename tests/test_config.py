@@ -158,7 +158,7 @@ def test_help_shows_the_chosen_presets_defaults(capsys):
                            (['--model', 'pose_resnet_50', '--help'], ['(default 32)', '(default 0.001)',
                                                                       '(default adam)']),
                            (['--dataset', 'coco', '--model', 'hourglass52', '--help'],
-                            ['(default 32)', '(default 0.0005)', '(default 210)', '(default 256)'])):
+                            ['(default 32)', '(default 0.0005)', '(default 210)', '(default 256x256)'])):
         with pytest.raises(SystemExit):
             train.parse_args(argv)
         text = ' '.join(capsys.readouterr().out.split())
@@ -181,13 +181,70 @@ def test_resume_and_val_resolve_through_the_same_function(tmp_path, monkeypatch)
     monkeypatch.setattr(run, 'resolve_config', spy)
 
     saved = to_dict(resolve_config(sets=['model.num_stacks=1', 'model.num_features=16', 'data.input_wh=64,64']))
-    resumed = run.resumed_config({'config': saved}, 'ckpt', {'epochs': 3, 'lr': 1.0})
-    assert resumed.epochs == 3 and resumed.lr == 0.00025 and resumed.model.num_stacks == 1   # lr is the recipe
-    with pytest.raises(ValueError, match='only .*epochs.* can change'):
-        run.resumed_config({'config': saved}, 'ckpt', {}, sets=['lr=1'])
+    resumed = run.resumed_config({'config': saved}, 'ckpt', {'epochs': 3, 'lr': None})
+    assert resumed.epochs == 3 and resumed.lr == 0.00025 and resumed.model.num_stacks == 1
+    assert resumed.source_of('epochs') == 'the flags' and resumed.source_of('lr') == 'ckpt'
 
     (tmp_path / 'config.json').write_text(json.dumps(saved))
-    model, data, test = val.conventions(val.parse_args(['--pretrained_model', str(tmp_path / 'model.pdparams')]))
-    assert (model.num_stacks, data.input_wh, data.dataset_root) == (1, (64, 64), 'data/mpii')
+    config = val.build_config(val.parse_args(['--pretrained_model', str(tmp_path / 'model.pdparams')]))
+    assert (config.model.num_stacks, config.data.input_wh, config.data.dataset_root) == (1, (64, 64), 'data/mpii')
+    assert config.source_of('model.num_stacks').startswith(str(tmp_path / 'config.json'))
     # one call for the resumed run (its checkpoint's config), one for val.py (the config.json's conventions)
     assert [c['model']['num_stacks'] for c in calls] == [1, 1] and len(calls[0]) > len(calls[1])
+
+
+@pytest.mark.parametrize('given', [['--lr', '1e-4'], ['--set', 'lr=1e-4'], ['--image_size', '128'],
+                                   ['--set', 'data.input_wh=128,128']])
+def test_resume_refuses_a_recipe_change_as_a_flag_or_as_set_alike(given):
+    """Issue 19: --lr on --resume was dropped without a word while --set lr was refused; now both are refused,
+    with the same words, and the keys a resume may change are accepted both ways."""
+    import lib.core.run as run
+    saved = to_dict(resolve_config(sets=['model.num_stacks=1', 'model.num_features=16', 'data.input_wh=64,64']))
+    args = train.parse_args(['--resume', 'ckpt', *given])
+    with pytest.raises(ValueError, match=r'with --resume: a resumed run keeps its recipe \(saved in ckpt\); only '
+                                         r'--epochs, --max_iters, .* can change\. Start a new run to change '):
+        run.resumed_config({'config': saved}, 'ckpt', train.flags_of(args), args.set)
+    for allowed in (['--epochs', '7'], ['--set', 'epochs=7']):
+        args = train.parse_args(['--resume', 'ckpt', *allowed])
+        assert run.resumed_config({'config': saved}, 'ckpt', train.flags_of(args), args.set).epochs == 7
+
+
+def test_sources_name_the_layer_of_every_value(tmp_path):
+    file = tmp_path / 'mine.yaml'
+    file.write_text('lr: 0.2\n')
+    run = {'data': {'sigma': 1.0}}
+    config = resolve_config({'epochs': 3}, run_config=run, config_file=str(file), sets=['seed=4'],
+                            run_source='the run')
+    assert [config.source_of(k) for k in ('epochs', 'lr', 'data.sigma', 'seed')] == [
+        'the flags', str(file), 'the run', '--set']
+    assert config.source_of('optimizer') == config_module.preset_path('mpii', 'hourglass')
+    import dataclasses
+    assert dataclasses.replace(config, epochs=4).source_of('epochs') == 'the configuration'
+
+
+def test_presets_hold_only_what_their_recipe_changes():
+    """configs/*.yaml: no key at its dataclass default, and no heatmap size (the SIZE RULE derives it)."""
+    from lib.config import DataConfig
+    defaults = to_dict(TrainConfig(data=DataConfig(dataset_root='')))
+    for dataset in ('mpii', 'coco'):
+        for model in preset_names(dataset):
+            tree = read_config_file(config_module.preset_path(dataset, model))
+            for section, values in tree.items():
+                pairs = values.items() if isinstance(values, dict) else [(None, values)]
+                for key, value in pairs:
+                    default = defaults[section] if key is None else defaults[section][key]
+                    assert value != (list(default) if isinstance(default, tuple) else default), (dataset, model, section, key)
+            assert 'heatmap_wh' not in tree.get('data', {})
+
+
+def test_size_rule_gives_hourglass52_mmposes_batch_at_384():
+    """Issue 17: MMPose trains hourglass52 on MPII with 64 per GPU at 256x256 (td-hm_hourglass52_8xb64-210e_mpii-
+    256x256) and 32 at 384x384 (td-hm_hourglass52_8xb32-210e_mpii-384x384); COCO's recipe is 32 at both."""
+    assert load_preset('mpii', 'hourglass52').batch_size == 64
+    assert load_preset('mpii', 'hourglass52', (384, 384)).batch_size == 32
+    assert load_preset('coco', 'hourglass52', (384, 384)).batch_size == 32
+    args = train.parse_args(['--model', 'hourglass52', '--image_size', '384'])
+    config = train.build_config(args)
+    assert (config.batch_size, config.data.heatmap_wh) == (32, (96, 96))
+    assert train.build_config(train.parse_args(['--model', 'hourglass52', '--image_size', '384',
+                                                '--batch_size', '8'])).batch_size == 8       # a flag wins

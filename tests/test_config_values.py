@@ -1,5 +1,5 @@
 """Values and file names that come from config.json, inference.json, flags or --set are checked once, in
-lib/config.resolve_config (VALUE_RULES) and lib/inference/exported.check_file_names, with one message
+lib/config.resolve_config (VALUE_RULES) and lib/inference/conventions.check_file_names, with one message
 naming the key, the value, where it came from and what is expected."""
 import json
 
@@ -8,8 +8,12 @@ import pytest
 import train
 import val
 from lib.config import VALUE_RULES, resolve_config
-from lib.inference.conventions import conventions_for_model_dir, conventions_for_weights
-from lib.inference.exported import read_inference_config
+from lib.inference.conventions import read_inference_config, weights_config
+
+
+def resolve_for(path: str):
+    """The configuration that goes with the weights or exported folder at `path`, as the scripts resolve it."""
+    return resolve_config(run_config=weights_config(path))
 
 
 @pytest.mark.parametrize('key, value', [
@@ -51,14 +55,14 @@ def test_config_json_beside_weights_is_checked(tmp_path):
     weights = write_run(tmp_path / 'run', {'data': {'std': [0.229, 0.0, 0.225]}})
     with pytest.raises(ValueError, match=r"data.std=\[0.229, 0.0, 0.225\] \(from .*run/config.json\) is out of "
                                          r'range; expected three finite numbers, none 0'):
-        conventions_for_weights(weights)
+        resolve_for(weights)
     weights = write_run(tmp_path / 'run', {'model': {'name': 'os.system'}})
     with pytest.raises(ValueError, match=r"no mpii preset for model 'os.system'.*model.name came from "
                                          r'.*run/config.json'):
-        conventions_for_weights(weights)
+        resolve_for(weights)
     weights = write_run(tmp_path / 'run', {'data': {'input_wh': [256, -256]}})
     with pytest.raises(ValueError, match=r'data.input_wh=\[256, -256\] \(from .*run/config.json\)'):
-        conventions_for_weights(weights)
+        resolve_for(weights)
 
 
 def write_export(folder, files=None, **sections) -> str:
@@ -85,14 +89,13 @@ def test_inference_json_file_names_and_values_that_are_fine_or_not(tmp_path):
         read_inference_config(write_export(tmp_path / 'export', files=['model.json']))
     write_export(tmp_path / 'export', data={'sigma': 0.0})
     with pytest.raises(ValueError, match=r'data.sigma=0.0 \(from .*export/inference.json\) is out of range'):
-        conventions_for_model_dir(str(tmp_path / 'export'))
+        resolve_for(str(tmp_path / 'export'))
 
 
 def test_script_only_flags_are_checked(capsys):
     import infer
-    with pytest.raises(SystemExit):
-        val.parse_args(['--oracle', '--workers', '-1'])
-    assert '--workers must be 0 (load in the main process) or more; received -1' in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r'^workers=-1 \(from the flags\) is out of range; expected an integer >= 0'):
+        val.main(['--oracle', '--workers', '-1'])
     with pytest.raises(SystemExit):
         infer.parse_args(['--input', 'x.jpg', '--pretrained_model', 'w.pdparams', '--det_thr', 'nan'])
     assert '--det_thr must be a score threshold in [0, 1], e.g. 0.5; received nan' in capsys.readouterr().err

@@ -13,7 +13,8 @@ tnn = torch.nn
 
 from lib.convert import convert_state  # noqa: E402
 from lib.models import build_model  # noqa: E402
-from lib.utils.checkpoint import check_state_dict, load_weights  # noqa: E402
+from lib.convert.loading import load_weights  # noqa: E402
+from lib.utils.checkpoint import check_state_dict  # noqa: E402
 from tests.helpers import randomize_torch_batchnorm  # noqa: E402
 
 FORMAT = 'princeton_hourglass'

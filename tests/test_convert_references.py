@@ -18,7 +18,7 @@ from lib.convert import mmpose_hourglass as hourglass_format  # noqa: E402
 from lib.convert.resnet_maps import RESNETS, backbone_map, resnet_depth  # noqa: E402
 from lib.models import build_model  # noqa: E402
 from lib.models.pretrained import backbone_state, load_backbone  # noqa: E402
-from lib.utils.checkpoint import load_weights  # noqa: E402
+from lib.convert.loading import load_weights  # noqa: E402
 from tests.helpers import randomize_torch_batchnorm  # noqa: E402
 
 TOLERANCE = 1e-4

@@ -7,7 +7,7 @@ import pytest
 
 from lib import config
 from lib.config import DataConfig
-from lib.core.evaluators import oracle
+from lib.core.validate import oracle
 from lib.datasets.codec import HeatmapCodec, codec_for
 from lib.datasets.coco import load_coco_annotations
 from lib.datasets.dark import blur_kernel_for, modulate, refine_dark, unbiased_target

@@ -1,7 +1,6 @@
 """Every decode site decodes as the run's codec says (lib/datasets/codec.py): val.py with --decode dark and with a
 --udp run's config.json, the exported model's inference.json, PosePredictor on the exported Paddle Inference model
 and on dygraph, and infer.py --decode. Each site is compared with the others on the same people."""
-import dataclasses
 import json
 import os
 import shutil
@@ -14,10 +13,11 @@ from scipy.io import loadmat
 
 import export
 import val
-from lib.config import ModelConfig
+from lib.config import ModelConfig, resolve_config
 from lib.datasets.codec import codec_for
 from lib.datasets.mpii import load_mpii_annotations
 from lib.inference.backends import load_backend
+from lib.inference.conventions import weights_config
 from lib.inference.predictor import PosePredictor
 from lib.datasets.transforms import BOX_PADDING, PIXEL_STD
 from tests.helpers import CPU
@@ -91,11 +91,12 @@ def test_val_export_and_predictor_decode_alike(udp, data_root, tmp_path):
     saved = json.load(open(tmp_path / 'export' / 'inference.json'))
     assert saved['data']['udp'] is udp and saved['test']['decode'] == 'dark'
     for kind, path in (('paddle-inference', str(tmp_path / 'export')), ('dygraph', weights)):
-        backend, conventions = load_backend(kind, path, 'cpu')
-        if kind == 'dygraph':
-            conventions = conventions._replace(test=dataclasses.replace(conventions.test, decode='dark'))
-        predictor = PosePredictor.from_conventions(backend, conventions)
-        assert predictor.codec == codec_for(conventions.data, conventions.test) and predictor.codec.udp is udp
+        # the run's config.json says quarter: the dygraph backend decodes with DARK by a flag, as infer.py --decode
+        flags = {'device': 'cpu', 'test.decode': 'dark' if kind == 'dygraph' else None}
+        config = resolve_config(flags, run_config=weights_config(path))
+        assert config.test.decode == 'dark' and config.data.udp is udp
+        predictor = PosePredictor.from_config(load_backend(kind, path, config), config)
+        assert predictor.codec == codec_for(config.data, config.test) and predictor.codec.udp is udp
         ours = predictor_preds(predictor, records, os.path.join(data_root, 'images'))
         moved = np.abs(ours - dark).max(axis=-1)
         if kind == 'dygraph':    # the same crops, the same batch, the same network: the same keypoints

@@ -331,9 +331,9 @@ def test_deterministic_sets_cudnns_flags_where_the_build_has_them(monkeypatch):
 
 
 def test_deterministic_is_a_config_key_and_a_flag():
-    from lib.cli import TRAIN_FLAGS
+    from lib.cli import TRAINING_GROUPS, flags_of
     from lib.config import resolve_config
-    assert any(flag.name == 'deterministic' for flag in TRAIN_FLAGS)
+    assert any(flag.name == 'deterministic' for flag in flags_of(TRAINING_GROUPS))
     assert resolve_config({'deterministic': True}).deterministic is True
     assert resolve_config({}).deterministic is False
 

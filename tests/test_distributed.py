@@ -11,10 +11,11 @@ import paddle
 import pytest
 
 import train
-from tests.helpers import REPO
+from tests.helpers import CPU, REPO, TINY_MODEL
 
-COMMON = ['--image_size', '64', '--num_stacks', '1', '--num_features', '16', '--workers', '0', '--log_every', '1',
-          '--run_name', 'run', '--device', 'cpu', '--epochs', '2', '--val_batch_size', '8']
+# paddle.distributed.launch takes the rendezvous ports: these tests run in one pytest-xdist worker, one by one.
+pytestmark = pytest.mark.xdist_group('paddle_distributed_launch')
+COMMON = [*TINY_MODEL, *CPU, '--log_every', '1', '--run_name', 'run', '--epochs', '2', '--val_batch_size', '8']
 
 
 @pytest.fixture(scope='module')

@@ -29,8 +29,8 @@ import paddle.nn as nn
 import pytest
 
 import export
-from lib.config import ModelConfig, preset_config, to_dict
-from lib.inference.conventions import conventions_for_model_dir, conventions_for_weights
+from lib.config import ModelConfig, preset_config, resolve_config, to_dict
+from lib.inference.conventions import WEIGHT_CONVENTIONS, weight_conventions, weights_config
 from lib.inference.exported import OnnxRuntimeBackend, PaddleInferenceBackend
 from lib.models import MODELS, build_model_from
 from lib.models.layers import BasicBlock
@@ -154,7 +154,7 @@ def test_paddle_inference_with_onednn_matches_dygraph(exported):
     name, _, model, out = exported
     backend = PaddleInferenceBackend(out, 'cpu', mkldnn=True)
     assert backend.device == 'cpu' and backend.onednn
-    assert backend.conventions == conventions_for_model_dir(out)
+    assert (backend.width, backend.height) == (CASES[name][0],) * 2
     assert_matches_dygraph(backend, model, f'{name} paddle-inference', CASES[name][0])
 
 
@@ -163,7 +163,7 @@ def test_onnxruntime_matches_dygraph(exported):
         pytest.skip(NO_ONNX)
     name, _, model, out = exported
     backend = OnnxRuntimeBackend(out, 'cpu')
-    assert backend.device == 'cpu' and backend.conventions == conventions_for_model_dir(out)
+    assert backend.device == 'cpu' and (backend.width, backend.height) == (CASES[name][0],) * 2
     assert_matches_dygraph(backend, model, f'{name} onnxruntime', CASES[name][0])
 
 
@@ -171,17 +171,17 @@ def test_inference_json_round_trips(exported):
     name, weights, model, out = exported
     with open(f'{out}/inference.json') as f:
         saved = json.load(f)
-    expected_model, expected_data, expected_test = conventions_for_weights(weights)
-    assert saved['model'] == to_dict(expected_model) and saved['num_joints'] == expected_model.num_joints == 16
-    assert set(saved['data']) == set(export.DATA_KEYS)   # no dataset paths
-    assert saved['test'] == {key: getattr(expected_test, key) for key in export.TEST_KEYS}
+    expected = resolve_config(run_config=weights_config(weights))
+    # what travels with the weights (WEIGHT_CONVENTIONS), no dataset paths and no evaluation boxes
+    assert {k: saved[k] for k in WEIGHT_CONVENTIONS} == weight_conventions(json.loads(json.dumps(to_dict(expected))))
+    assert saved['model'] == to_dict(expected.model) and saved['num_joints'] == expected.model.num_joints == 16
+    assert 'dataset_root' not in saved['data'] and 'det_file' not in saved['test']
     assert saved['files'] == {'paddle_model': PROGRAM_FILE, 'paddle_params': 'model.pdiparams',
                               **({'onnx': 'model.onnx'} if HAVE_ONNX else {})}
-    # read back (the backends' `conventions`, checked above to be these): those of the weights' config.json
-    model_cfg, data, test = conventions_for_model_dir(out)
-    assert (model_cfg, test) == (expected_model, expected_test)
-    assert {key: getattr(data, key) for key in export.DATA_KEYS} == \
-           {key: getattr(expected_data, key) for key in export.DATA_KEYS}
+    # read back as infer.py reads it: the same network, input and test conventions as the weights' config.json
+    exported_config = resolve_config(run_config=weights_config(out))
+    assert (exported_config.model, exported_config.test) == (expected.model, expected.test)
+    assert weight_conventions(to_dict(exported_config))['data'] == weight_conventions(to_dict(expected))['data']
     # pose_resnet's HRNet recipe feeds BGR pixels: the convention must survive the export
     assert saved['data']['color_rgb'] is (not name.startswith('pose_resnet'))
 
@@ -251,7 +251,7 @@ def test_missing_optional_packages_name_the_pip_command(small_export, tmp_path, 
 
 
 def test_bad_sizes_and_architectures_are_refused(small_export, tmp_path):
-    with pytest.raises(ValueError, match=r'hourglass needs input sides that are multiples of 64; received \(100, 100\)'):
+    with pytest.raises(ValueError, match=r'hourglass needs input sides that are multiples of 64; received 100x100'):
         export.main(['--pretrained_model', small_export[0], '--image_size', '100'])
     with pytest.raises(ValueError, match='do not fit the model'):
         export.main(['--pretrained_model', small_export[0], '--num_stacks', '2', '--output_dir', str(tmp_path)])
@@ -260,18 +260,51 @@ def test_bad_sizes_and_architectures_are_refused(small_export, tmp_path):
 def test_default_output_dir_and_the_backend_registry(small_export, tmp_path, monkeypatch):
     from lib.inference.backends import load_backend
     monkeypatch.chdir(tmp_path)
-    stale = tmp_path / 'output' / 'export' / 'hourglass1_64' / 'model.onnx'   # from an earlier --onnx export
+    stale = tmp_path / 'output' / 'export' / 'hourglass1_64x64' / 'model.onnx'   # from an earlier --onnx export
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b'old')
     printed = run_export(['--pretrained_model', small_export[0], '--no_check'])
-    assert f'wrote output/export/hourglass1_64/{PROGRAM_FILE}' in printed and 'check' not in printed
+    assert f'wrote output/export/hourglass1_64x64/{PROGRAM_FILE}' in printed and 'check' not in printed
+    assert 'hourglass1, input 64x64, 16 joints' in printed
     assert not stale.exists()
     if HAVE_ONNX:
         with pytest.raises(FileNotFoundError, match='holds no ONNX model: it was exported without --onnx.*--onnx'):
-            OnnxRuntimeBackend('output/export/hourglass1_64')
-    backend, (model_cfg, data, test) = load_backend('paddle-inference', 'output/export/hourglass1_64', 'cpu')
-    assert (model_cfg.label, data.input_wh, test.flip_test) == ('hourglass1', (64, 64), True)
+            OnnxRuntimeBackend('output/export/hourglass1_64x64')
+    config = resolve_config({'device': 'cpu'}, run_config=weights_config('output/export/hourglass1_64x64'))
+    assert (config.model.label, config.data.input_wh, config.test.flip_test) == ('hourglass1', (64, 64), True)
+    backend = load_backend('paddle-inference', 'output/export/hourglass1_64x64', config)
     assert backend(np.zeros((2, 3, 64, 64), np.float32)).shape == (2, 16, 16, 16)
+    # an exported program keeps its network and input size: another one asked for is refused, naming it
+    with pytest.raises(ValueError, match=r'an input of 128x128 \(from the flags\) where the export takes 64x64'):
+        load_backend('paddle-inference', 'output/export/hourglass1_64x64', resolve_config(
+            {'device': 'cpu', 'data.input_wh': (128, 128)}, run_config=weights_config('output/export/hourglass1_64x64')))
+
+
+def test_export_takes_cocos_256x192_and_names_the_folder_height_by_width(tmp_path, monkeypatch):
+    """Issue 19: --image_size took a square side only, so COCO's 256x192 could not be exported, and the
+    folder was named by the width alone."""
+    weights, _ = make_run(tmp_path / 'run', ModelConfig('pose_resnet_18'), 64)
+    monkeypatch.chdir(tmp_path)
+    printed = run_export(['--pretrained_model', weights, '--image_size', '256x192', '--no_check'])
+    assert 'pose_resnet_18, input 256x192, 16 joints' in printed
+    saved = json.load(open(tmp_path / 'output' / 'export' / 'pose_resnet_18_256x192' / 'inference.json'))
+    assert saved['data']['input_wh'] == [192, 256] and saved['input']['shape'] == [-1, 3, 256, 192]
+
+
+def test_infer_reads_an_exported_folders_inference_json_once(small_export, tmp_path, monkeypatch):
+    """infer.py's configuration comes from the folder's inference.json (weights_config), and the exported backend
+    takes the parsed file from there instead of reading it again (issue 19: one reader, read once)."""
+    import cv2
+    import infer
+    from lib.inference import conventions
+    reads, read_json = [], conventions.read_json
+    monkeypatch.setattr(conventions, 'read_json', lambda path, *args, **kwargs: reads.append(path) or
+                        read_json(path, *args, **kwargs))
+    image = str(tmp_path / 'person.jpg')
+    cv2.imwrite(image, np.random.default_rng(0).integers(0, 255, (96, 64, 3), dtype=np.uint8))
+    assert infer.main(['--input', image, '--backend', 'paddle-inference', '--model_dir', small_export[1],
+                       '--output_dir', str(tmp_path / 'out'), '--device', 'cpu']) == 0
+    assert [os.path.basename(path) for path in reads] == ['inference.json']
 
 
 def test_infer_gives_the_same_keypoints_on_every_backend(small_export, tmp_path):

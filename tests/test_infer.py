@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 import infer
-from lib.config import IMAGENET_MEAN, IMAGENET_STD, preset_config, to_dict
+from lib.config import IMAGENET_MEAN, IMAGENET_STD, preset_config, resolve_config, to_dict
 from lib.datasets.heatmaps import generate_target
 from lib.datasets.skeletons import COCO, MPII, layout_for
 from lib.utils.errors import UnreadableFile
 from lib.datasets.transforms import PIXEL_STD, affine_transform_points, get_affine_transform
 from lib.inference.backends import load_backend
-from lib.inference.conventions import conventions_for_model_dir, conventions_for_weights, conventions_from_config
+from lib.inference.conventions import WeightsConfig, weights_config
 from lib.inference.predictor import PosePredictor, box_to_center_scale
 from tests.helpers import require_real_mpii
 
@@ -146,33 +146,32 @@ def tiny_weights(tmp_path_factory):
 
 
 def test_conventions_come_from_the_run_config_then_the_preset(tiny_weights, tmp_path):
-    model, data, test = conventions_for_weights(tiny_weights)
+    config = resolve_config(run_config=weights_config(tiny_weights))
+    model, data, test = config.model, config.data, config.test
     assert (model.name, model.num_stacks, model.num_features, model.num_joints) == ('hourglass', 1, 16, 16)
     assert data.input_wh == (64, 64) and data.heatmap_wh == (16, 16) and data.mean == IMAGENET_MEAN
     assert test.flip_test and test.shift_heatmap and test.post_process
-    model, data, test = conventions_for_weights(tiny_weights, {'image_size': 128, 'flip_test': False,
-                                                               'num_stacks': None})
-    assert data.input_wh == (128, 128) and data.heatmap_wh == (32, 32) and not test.flip_test
-    assert model.num_stacks == 1
+    config = resolve_config({'data.input_wh': (128, 128), 'test.flip_test': False, 'model.num_stacks': None},
+                            run_config=weights_config(tiny_weights))
+    assert config.data.input_wh == (128, 128) and config.data.heatmap_wh == (32, 32) and not config.test.flip_test
+    assert config.model.num_stacks == 1
     # no config.json: the preset; a converted princeton-vl model's conventions are taken as saved
-    model, data, _ = conventions_for_weights(str(tmp_path / 'model.pdparams'))
-    assert (model.num_stacks, data.input_wh, data.color_rgb) == (8, (256, 256), True)
-    _, data, test = conventions_from_config({'model': {'name': 'hourglass'}, 'data': {'mean': [0, 0, 0],
-                                            'std': [1, 1, 1]}, 'test': {'shift_heatmap': False}})
-    assert data.mean == (0, 0, 0) and data.std == (1, 1, 1) and not test.shift_heatmap
-    with pytest.raises(ValueError, match='valid keys'):
-        conventions_for_weights(tiny_weights, {'input_size': 64})
-    with pytest.raises(FileNotFoundError, match='inference.json'):
-        conventions_for_model_dir(str(tmp_path))
+    assert weights_config(str(tmp_path / 'model.pdparams')) == {}
+    config = resolve_config(run_config=weights_config(str(tmp_path / 'model.pdparams')))
+    assert (config.model.num_stacks, config.data.input_wh, config.data.color_rgb) == (8, (256, 256), True)
+    config = resolve_config(run_config=WeightsConfig({'model': {'name': 'hourglass'}, 'data': {
+        'mean': [0, 0, 0], 'std': [1, 1, 1]}, 'test': {'shift_heatmap': False}}, 'saved'))
+    assert config.data.mean == (0, 0, 0) and config.data.std == (1, 1, 1) and not config.test.shift_heatmap
+    assert config.source_of('data.mean') == 'saved'
 
 
 def test_load_backend_dygraph_and_unknown_kinds(tiny_weights):
-    backend, (model, data, test) = load_backend('dygraph', tiny_weights, 'cpu')
+    config = resolve_config({'device': 'cpu'}, run_config=weights_config(tiny_weights))
+    backend = load_backend('dygraph', tiny_weights, config)
     heatmaps = backend(np.zeros((2, 3, 64, 64), np.float32))
     assert heatmaps.shape == (2, 16, 16, 16) and heatmaps.dtype == np.float32
-    assert model.num_stacks == 1 and data.input_wh == (64, 64)
     with pytest.raises(ValueError, match="unknown backend 'tensorrt'; choose one of"):
-        load_backend('tensorrt', tiny_weights)
+        load_backend('tensorrt', tiny_weights, config)
 
 
 # ---------------------------------------------------------------- the CLI
@@ -241,7 +240,7 @@ def test_video_frames_in_frames_out(tiny_weights, tmp_path):
     for _ in range(5):
         writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
     writer.release()
-    run_infer(tiny_weights, '--input', video, '--batch_size', 2, '--output_dir', tmp_path / 'out')
+    run_infer(tiny_weights, '--input', video, '--val_batch_size', 2, '--output_dir', tmp_path / 'out')
     capture = cv2.VideoCapture(str(tmp_path / 'out' / 'clip_pose.mp4'))
     frames = []
     while True:

@@ -12,19 +12,14 @@ import pytest
 import train
 import val
 from lib.core.engine import TrainState, describe_best
-from lib.utils.monitor import RunMonitor
+from lib.vis.monitor import RunMonitor
 from lib.utils.signals import GracefulStop
-from tests.helpers import REPO, TINY_TRAIN_ARGS
+from tests.helpers import REPO, run_train
 
 
 @pytest.fixture(scope='module')
 def data_root(synthetic_mpii):
     return synthetic_mpii(16, 8, 1)      # 4 iterations per epoch at batch 4, one validation batch of 8
-
-
-def run_train(data_root, output_dir, *extra):
-    return train.main(['--dataset_root', data_root, '--output_dir', str(output_dir), '--run_name', 'run',
-                       *TINY_TRAIN_ARGS, *extra])
 
 
 def iteration_lines(log: str):

@@ -35,7 +35,7 @@ def test_quickstart_runs_the_readme_quick_start_end_to_end(tmp_path):
 def test_ci_runs_make_test_which_runs_ruff_and_pytest_with_skip_reasons():
     out = make('-n', 'test')
     # ruff of $(PYTHON), which pip installed there: a bare `ruff` is not on PATH in a venv that is not activated
-    assert '-m ruff check .' in out and '-m pytest -q -rs' in out
-    for package in ('pytest ruff', '-r requirements-extras.txt', 'torch==', 'tensorflow-cpu'):
+    assert '-m ruff check .' in out and '-m pytest -q -rs -n 2 --dist loadgroup' in out   # 2 xdist workers
+    for package in ('pytest pytest-xdist ruff', '-r requirements-extras.txt', 'torch==', 'tensorflow-cpu'):
         assert package in out
     assert 'make test' in open(f'{REPO}/.ci/run').read()

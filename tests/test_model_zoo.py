@@ -130,7 +130,7 @@ def _model_info(*args):
 
 
 def test_model_info_pose_resnet_50_matches_mmpose_gmacs():
-    result = _model_info('--model', 'pose_resnet_50', '--image_size', '192', '--image_height', '256')
+    result = _model_info('--model', 'pose_resnet_50', '--image_size', '256x192')
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout.strip().splitlines()[-1])
     assert info['model'] == 'pose_resnet_50' and info['input_wh'] == [192, 256]

@@ -14,17 +14,12 @@ import pytest
 
 import train
 import val
-from tests.helpers import REPO, TINY_TRAIN_ARGS
+from tests.helpers import REPO, TINY_TRAIN_ARGS, run_train
 
 
 @pytest.fixture(scope='module')
 def data_root(synthetic_mpii):
     return synthetic_mpii(16, 8, 1)
-
-
-def run_train(data_root, output_dir, *extra):
-    return train.main(['--dataset_root', data_root, '--output_dir', str(output_dir), '--run_name', 'run',
-                       *TINY_TRAIN_ARGS, *extra])
 
 
 def weights_of(path):
@@ -175,9 +170,9 @@ def test_resume_rejects_a_plain_weights_file(smoke_run):
 
 
 def test_image_size_must_fit_the_model(data_root, tmp_path):
-    with pytest.raises(ValueError, match=r'hourglass needs input sides that are multiples of 64; received \(100, 100\)'):
+    with pytest.raises(ValueError, match=r'hourglass needs input sides that are multiples of 64; received 100x100 \(from the flags\)'):
         run_train(data_root, tmp_path, '--image_size', '100')
-    with pytest.raises(ValueError, match=r'pose_resnet_18 needs input sides that are multiples of 32; received \(80, 80\)'):
+    with pytest.raises(ValueError, match=r'pose_resnet_18 needs input sides that are multiples of 32; received 80x80'):
         train.main(['--model', 'pose_resnet_18', '--dataset_root', data_root, '--output_dir', str(tmp_path),
                     '--image_size', '80'])
 

@@ -12,7 +12,7 @@ import pytest
 
 from lib import config
 from lib.config import DataConfig
-from lib.core.evaluators import oracle
+from lib.core.validate import oracle
 from lib.datasets.codec import codec_for
 from lib.datasets.coco import coco_files, load_coco_annotations
 from lib.datasets.half_body import half_body_transform

@@ -7,7 +7,7 @@ import pytest
 
 import train
 import val
-from tests.helpers import CPU, MINI_VAL_JSON, TINY_TRAIN_ARGS, require
+from tests.helpers import CPU, MINI_VAL_JSON, require
 
 
 @pytest.fixture(scope='module')
@@ -16,47 +16,45 @@ def data_root(synthetic_mpii):
 
 
 @pytest.fixture(scope='module')
-def hourglass_weights(data_root, tmp_path_factory):
+def hourglass_weights(tiny_run):
     """A one-step hourglass run: best_model/model.pdparams with the run's config.json beside its folder."""
-    output = tmp_path_factory.mktemp('val_cli')
-    assert train.main(['--dataset_root', data_root, '--output_dir', str(output), '--run_name', 'run',
-                       *TINY_TRAIN_ARGS, '--epochs', '1', '--max_iters', '1']) == 0
-    return os.path.join(str(output), 'run', 'best_model', 'model.pdparams')
+    return os.path.join(tiny_run, 'best_model', 'model.pdparams')
 
 
-def run_val(weights, data_root, tmp_path, *extra):
+def evaluate(weights, data_root, tmp_path, *extra):
     return val.main(['--pretrained_model', weights, '--dataset_root', data_root, '--output_dir', str(tmp_path),
                      *CPU, *extra])
 
 
 def test_val_refuses_an_input_size_the_model_cannot_take(hourglass_weights, data_root, tmp_path):
     with pytest.raises(ValueError, match=r'hourglass needs input sides that are multiples of 64; received '
-                                         r'\(300, 300\).*--image_size 320'):
-        run_val(hourglass_weights, data_root, tmp_path, '--image_size', '300')
+                                         r'300x300 \(from the flags\).*--image_size 320'):
+        evaluate(hourglass_weights, data_root, tmp_path, '--image_size', '300')
 
 
 def test_an_option_from_the_saved_config_is_not_blamed_on_a_flag(hourglass_weights, data_root, tmp_path):
     with pytest.raises(ValueError) as error:
-        run_val(hourglass_weights, data_root, tmp_path, '--model', 'pose_resnet_50')
+        evaluate(hourglass_weights, data_root, tmp_path, '--model', 'pose_resnet_50')
     message = str(error.value)
     assert 'Remove --num_stacks' not in message
     assert 'num_stacks=1 was not given on the command line: it comes from ' in message
-    assert os.path.join('run', 'config.json') in message and 'trained as hourglass' in message
-    assert 'Drop --model pose_resnet_50' in message
+    assert os.path.join('run', 'config.json') in message
+    assert 'Drop --model pose_resnet_50 to use the model described there' in message
 
 
 def test_an_option_given_as_a_flag_is_named_as_such(hourglass_weights, data_root, tmp_path):
     with pytest.raises(ValueError, match=r'pose_resnet_50 has no option num_stacks \(received 2\).*'
                                          r'Remove --num_stacks\.'):
-        run_val(hourglass_weights, data_root, tmp_path, '--model', 'pose_resnet_50', '--num_stacks', '2')
+        evaluate(hourglass_weights, data_root, tmp_path, '--model', 'pose_resnet_50', '--num_stacks', '2')
 
 
 def test_val_help_gives_the_loader_and_device_flags_a_meaning_and_a_default(capsys):
     with pytest.raises(SystemExit):
         val.parse_args(['--help'])
     text = ' '.join(capsys.readouterr().out.split())
-    for flag, words in (('--batch_size BATCH_SIZE', 'images per forward pass (default 32)'),
-                        ('--workers WORKERS', 'data loading processes (default 2'),
+    for flag, words in (('--val_batch_size VAL_BATCH_SIZE', 'person crops per forward pass when validating or '
+                         'predicting (default 32)'),
+                        ('--workers WORKERS', 'data loading processes (0 = in the main process) (default 4'),
                         ('--device {auto,cpu,gpu}', 'auto: the GPU when')):
         assert f'{flag} {words}' in text
     assert 'else the CPU (default auto)' in text

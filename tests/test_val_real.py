@@ -7,12 +7,7 @@ from scipy.io import loadmat
 
 import val
 from lib.datasets.mpii import load_mpii_annotations
-from tests.helpers import require_real_mpii
-
-
-def run_val(capsys, *args):
-    assert val.main(list(args)) == 0
-    return capsys.readouterr().out.strip().splitlines()
+from tests.helpers import require_real_mpii, run_val
 
 
 @pytest.fixture(scope='module')
@@ -35,7 +30,7 @@ def test_oracle_writes_hrnet_pred_mat_and_results(oracle_256):
     within = np.abs(preds - gt.transpose(2, 0, 1)) <= bound[:, None, None]
     assert within[visible].mean() > 0.995
     results = json.load(open(oracle_256 / 'results.json'))
-    assert results['oracle'] == {'image_size': 256, 'sigma': 2.0}
+    assert results['oracle'] == {'image_size': '256x256', 'sigma': 2.0}
     assert list(results['metrics']) == ['Head', 'Shoulder', 'Elbow', 'Wrist', 'Hip', 'Knee', 'Ankle', 'Mean',
                                         'Mean@0.1', 'Mean@0.11']
 

@@ -1,13 +1,13 @@
 """Weights in a layout val.py / infer.py / export.py do not read as they are get an answer, not hundreds of
 missing keys: the project whose names the keys use and the command that converts it, or "unknown" with a
-few of the keys (lib/convert/detect.py, lib/inference/foreign_weights.py)."""
+few of the keys (lib/convert/detect.py, lib/convert/loading.py)."""
 import numpy as np
 import paddle
 import pytest
 
 from lib.convert.detect import detect_layout
 from lib.datasets.synthetic import make_synthetic_mpii
-from lib.inference.foreign_weights import load_pretrained
+from lib.convert.loading import load_weights
 from lib.models import build_model
 
 Z = np.zeros((1,), np.float32)
@@ -60,7 +60,7 @@ def save(tmp_path, keys, name='model.pdparams', wrap=None):
 def test_convertible_layout_gets_the_exact_command(name, fmt, tmp_path):
     path = save(tmp_path, LAYOUTS[name])
     with pytest.raises(ValueError) as error:
-        load_pretrained(build_model('pose_resnet_18'), path)
+        load_weights(build_model('pose_resnet_18'), path)
     message = str(error.value)
     assert f'python tools/convert_weights.py --format {fmt} --source {path} --output ' in message
     assert 'missing keys' in message          # the strict check's details stay
@@ -69,23 +69,23 @@ def test_convertible_layout_gets_the_exact_command(name, fmt, tmp_path):
 def test_stacked_hourglass_paddle_is_named_as_a_different_architecture(tmp_path):
     path = save(tmp_path, LAYOUTS['stacked_hourglass_paddle'], wrap=lambda s: {'state_dict': s, 'epoch': 3})
     with pytest.raises(ValueError, match=r'BangwenHe/stacked-hourglass\.paddle\..*different architecture.*no weights'):
-        load_pretrained(build_model('pose_resnet_18'), path)
+        load_weights(build_model('pose_resnet_18'), path)
 
 
 def test_unknown_layout_lists_a_few_keys(tmp_path):
     path = save(tmp_path, ['encoder.0.weight', 'decoder.1.bias'])
     unknown = r'match no layout this repository knows \(decoder\.1\.bias, encoder\.0\.weight\)'
     with pytest.raises(ValueError, match=unknown):
-        load_pretrained(build_model('pose_resnet_18'), path)
+        load_weights(build_model('pose_resnet_18'), path)
 
 
 def test_resumable_checkpoint_of_another_model_says_so(tmp_path):
     model = build_model('pose_resnet_18')
     path = str(tmp_path / 'checkpoint.pdparams')
     paddle.save({'model': model.state_dict(), 'optimizer': {}, 'config': {'model': {'name': 'pose_resnet_18'}}}, path)
-    load_pretrained(build_model('pose_resnet_18'), path)           # fits: loads
+    load_weights(build_model('pose_resnet_18'), path)           # fits: loads
     with pytest.raises(ValueError, match=r"resumable checkpoint .* of the model pose_resnet_18"):
-        load_pretrained(build_model('hourglass', num_stacks=1, num_features=16), path)
+        load_weights(build_model('hourglass', num_stacks=1, num_features=16), path)
 
 
 def test_pytorch_and_tf_files_get_the_convert_command(tmp_path):
@@ -93,11 +93,11 @@ def test_pytorch_and_tf_files_get_the_convert_command(tmp_path):
     pth = str(tmp_path / 'hg.pth')
     torch.save({'state_dict': {'pre.0.conv.weight': torch.zeros(1)}}, pth)
     with pytest.raises(ValueError, match=r'PyTorch checkpoint.*--format FORMAT --source .*hg\.pth.*princeton_hourg'):
-        load_pretrained(build_model('pose_resnet_18'), pth)
+        load_weights(build_model('pose_resnet_18'), pth)
     prefix = str(tmp_path / 'snapshot_140.ckpt')
     (tmp_path / 'snapshot_140.ckpt.index').write_bytes(b'')
     with pytest.raises(ValueError, match=r'--format tf_simplehumanpose --source .*snapshot_140\.ckpt --output'):
-        load_pretrained(build_model('pose_resnet_18'), prefix + '.index')
+        load_weights(build_model('pose_resnet_18'), prefix + '.index')
 
 
 def test_val_infer_and_export_give_the_answer(tmp_path):

@@ -1,4 +1,4 @@
-"""Fluid SimpleBaselines persistables (lib/convert/fluid_pose_resnet.py, lib/inference/foreign_weights.py).
+"""Fluid SimpleBaselines persistables (lib/convert/fluid_pose_resnet.py, lib/convert/loading.py).
 
 The directory is written by Paddle itself (tests/fluid_pose_resnet_reference.py: the PaddleCV
 human_pose_estimation pose_resnet network built layer by layer in the old static graph, Adam with a
@@ -16,15 +16,14 @@ import sys
 import numpy as np
 import paddle
 import pytest
-import scipy.io as sio
 
 import val
 from lib.convert import convert_state, fluid_pose_resnet
 from lib.datasets.synthetic import make_synthetic_mpii
-from lib.inference.foreign_weights import foreign_config
+from lib.convert.loading import foreign_config
 from lib.utils.checkpoint import save_weights
 from tools import convert_weights as tool
-from tests.helpers import REPO
+from tests.helpers import REPO, preds_of
 
 TOLERANCE = 1e-4
 WRITER = os.path.join(REPO, 'tests', 'fluid_pose_resnet_reference.py')
@@ -81,15 +80,11 @@ def test_conventions_follow_the_tarball(fluid_dir):
     assert fluid_pose_resnet.conventions_for(coco, 'weights')['data']['dataset'] == 'coco'
 
 
-def preds_of(output_dir):
-    return sio.loadmat(os.path.join(output_dir, 'pred.mat'))['preds']
-
-
 def test_val_takes_the_directory_and_equals_the_native_model(fluid_dir, tmp_path, capsys):
     folder, _, _ = fluid_dir
     data = str(tmp_path / 'mpii')
     make_synthetic_mpii(data, num_train=1, num_valid=4, seed=4)
-    common = ['--dataset_root', data, '--device', 'cpu', '--workers', '0', '--batch_size', '4']
+    common = ['--dataset_root', data, '--device', 'cpu', '--workers', '0', '--val_batch_size', '4']
     assert val.main(['--pretrained_model', folder, *common, '--output_dir', str(tmp_path / 'fluid')]) == 0
     assert '[EVAL]' in capsys.readouterr().out
     results = json.loads((tmp_path / 'fluid' / 'results.json').read_text())

@@ -1,4 +1,4 @@
-"""txyugood/PaddlePose hourglass52 .pdparams (lib/convert/paddlepose_hourglass.py, lib/inference/foreign_weights.py).
+"""txyugood/PaddlePose hourglass52 .pdparams (lib/convert/paddlepose_hourglass.py, lib/convert/loading.py).
 
 The reference network is re-written below in Paddle with PaddlePose's module names and nesting (its
 hourglass.py / top_down.py: MMPose's HourglassNet with ConvBNLayer `_conv` / `_batch_norm` sublayers, the
@@ -16,13 +16,13 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 import pytest
-import scipy.io as sio
 
 import val
 from lib.convert import convert_state, paddlepose_hourglass
 from lib.convert.readers import read_pdparams
 from lib.datasets.synthetic import make_synthetic_mpii
 from lib.utils.checkpoint import save_weights
+from tests.helpers import preds_of
 from tools import convert_weights as tool
 
 TOLERANCE = 1e-4
@@ -198,13 +198,9 @@ def paddlepose_run(tmp_path_factory):
     return root, data, weights
 
 
-def preds_of(output_dir):
-    return sio.loadmat(os.path.join(output_dir, 'pred.mat'))['preds']
-
-
 def test_paddlepose_val_command_equals_the_native_model(paddlepose_run, capsys):
     root, data, weights = paddlepose_run
-    common = ['--dataset_root', data, '--device', 'cpu', '--workers', '0', '--batch_size', '4']
+    common = ['--dataset_root', data, '--device', 'cpu', '--workers', '0', '--val_batch_size', '4']
     # PaddlePose's README: python val.py --image_size 256 --pretrained_model ./output/256_best_model/model.pdparams
     assert val.main(['--image_size', '256', '--pretrained_model', weights, *common,
                      '--output_dir', str(root / 'val_paddlepose')]) == 0

@@ -23,15 +23,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 warnings.filterwarnings('ignore', message='No ccache found')
 warnings.filterwarnings('ignore', message='When training, we now always track')
 warnings.filterwarnings('ignore', message='amp_guard can only be enabled')
-from lib.utils.errors import add_debug_argument, run_cli  # noqa: E402
-from lib.utils.threads import add_threads_argument, default_threads, set_mkl_cpu_type, use_cpu_threads  # noqa: E402
+from lib.utils.errors import run_cli  # noqa: E402
+from lib.utils.threads import default_threads, set_mkl_cpu_type, use_cpu_threads  # noqa: E402
 set_mkl_cpu_type()     # before Paddle loads MKL, as train.py
 import paddle  # noqa: E402,F401
 
-from lib.cli import TRAIN_FLAGS, add_config_arguments, add_flags, chosen_preset, defaults_note, flag_values  # noqa: E402
-from lib.config import dump_yaml, resolve_config, to_dict  # noqa: E402
+from lib.cli import TRAINING_GROUPS, add_front_door, flag_values, print_config, script_parser  # noqa: E402
+from lib.config import resolve_config, to_dict  # noqa: E402
 from lib.core.run import default_run_name  # noqa: E402
-from lib.models import check_input_size, model_options  # noqa: E402
+from lib.models import check_model  # noqa: E402
 from lib.preflight import failures, findings_table, write_report  # noqa: E402
 from lib.preflight.run import command_line, environment, environment_line, run_preflight  # noqa: E402
 from lib.utils.device import select_device, use_deterministic_kernels  # noqa: E402
@@ -40,30 +40,23 @@ from lib.utils.logger import setup_logger  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    preset = chosen_preset(argv)
-    p = argparse.ArgumentParser(description=f'{__doc__}\n{defaults_note(preset)}',
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_flags(p, TRAIN_FLAGS, preset)       # train.py's flags: unset ones are the preset's
+    p, preset = script_parser(__doc__, argv)
     group = p.add_argument_group('preflight')
     group.add_argument('--output', help='JSON report (default output/preflight/<run name>.json)')
     group.add_argument('--measure_batch', type=int, help='batch of the memory / throughput step (default: the '
                        'configured batch on a GPU, 1 on a CPU)')
     group.add_argument('--full_batch', action='store_true', help='measure at the configured batch on a CPU too')
     group.add_argument('--seconds', type=float, default=3.0, help='time budget of each measurement')
-    add_threads_argument(p)
-    add_config_arguments(p)
-    add_debug_argument(p)
+    add_front_door(p, TRAINING_GROUPS, preset)      # train.py's flags: unset ones are the preset's
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    config = resolve_config(flag_values(args, TRAIN_FLAGS), config_file=args.config, sets=args.set)
-    check_input_size(config.model.name, config.data.input_wh)
-    model_options(config.model)
+    config = resolve_config(flag_values(args, TRAINING_GROUPS), config_file=args.config, sets=args.set)
+    check_model(config)
     if args.print_config:
-        print(dump_yaml(to_dict(config)), end='')
-        return 0
+        return print_config(config)
     if args.measure_batch is not None and args.measure_batch < 1:
         raise BadValue(f'--measure_batch must be >= 1; received {args.measure_batch}.')
     setup_logger(None)

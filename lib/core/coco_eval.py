@@ -27,8 +27,6 @@ COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1
                         .87, .87, .89, .89]) / 10.0
 # COCOeval.stats[0:10]; HRNet names the second one 'Ap .5' (a typo), we write 'AP .5'.
 STATS_NAMES = ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75', 'AR (M)', 'AR (L)')
-IN_VIS_THRE = 0.2   # HRNet TEST.IN_VIS_THRE
-OKS_THRE = 0.9      # HRNet TEST.OKS_THRE
 
 
 def oks(g: np.ndarray, d: np.ndarray, area_g: float, area_d: np.ndarray,
@@ -72,7 +70,7 @@ def oks_nms(kpts_db: Sequence[dict], thresh: float, sigmas: np.ndarray = COCO_SI
     return keep
 
 
-def rescore(maxvals: np.ndarray, box_scores: np.ndarray, in_vis_thre: float = IN_VIS_THRE) -> np.ndarray:
+def rescore(maxvals: np.ndarray, box_scores: np.ndarray, in_vis_thre: float = TestConfig.in_vis_thre) -> np.ndarray:
     """HRNet's rescoring: box score x mean of the joint maxvals [N, K] that are > in_vis_thre (0 if none) -> [N]."""
     maxvals = np.asarray(maxvals, dtype=np.float64).reshape(len(box_scores), -1)
     confident = maxvals > in_vis_thre
@@ -82,8 +80,8 @@ def rescore(maxvals: np.ndarray, box_scores: np.ndarray, in_vis_thre: float = IN
 
 
 def select_keypoints(preds: np.ndarray, maxvals: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                     box_scores: np.ndarray, image_ids: Sequence[int], in_vis_thre: float = IN_VIS_THRE,
-                     oks_thre: float = OKS_THRE, sigmas: np.ndarray = COCO_SIGMAS) -> List[dict]:
+                     box_scores: np.ndarray, image_ids: Sequence[int], in_vis_thre: float = TestConfig.in_vis_thre,
+                     oks_thre: float = TestConfig.oks_thre, sigmas: np.ndarray = COCO_SIGMAS) -> List[dict]:
     """HRNet's evaluate steps before writing (SPEC H.3 1-3): per image, rescore, then OKS-NMS.
 
     preds [N, K, 2] image pixels, maxvals [N, K] or [N, K, 1], centers/scales [N, 2], box_scores [N] (1 for

@@ -1,5 +1,5 @@
-"""One evaluator per dataset, so that train.py and val.py validate without knowing which dataset it is, and
-the oracle of both.
+"""One evaluator per dataset, so that train.py and val.py score predictions without knowing which dataset it
+is (where the predictions come from, a model or the oracle: lib/core/validate.py).
 
 An evaluator turns predictions (by dataset index) into metrics, writes its result files, prints its table
 and the `[EVAL]` line, and names the metric that selects the best model:
@@ -10,18 +10,12 @@ and the `[EVAL]` line, and names the metric that selects the best model:
           selection metric 'AP'; files results.json, keypoints_<set>_results.json (COCO results format).
 """
 import os
-from typing import List, Optional, Tuple
-
-import numpy as np
+from typing import List
 
 from lib.config import DataConfig, TestConfig
 from lib.core.coco_eval import COCOEvaluator
 from lib.core.mpii_eval import MPIIEvaluator
-from lib.datasets.codec import HeatmapCodec, codec_for
-from lib.datasets.transforms import affine_transform_points
 from lib.utils.errors import BadValue
-
-ORACLE_CHUNK = 256   # people decoded at once by the oracle ([256, K, h, w] float32 heatmaps at a time)
 
 
 def build_evaluator(data: DataConfig, image_set: str, records: List[dict], test: TestConfig):
@@ -37,30 +31,3 @@ def build_evaluator(data: DataConfig, image_set: str, records: List[dict], test:
     if data.dataset == 'coco':
         return COCOEvaluator(data.dataset_root, image_set, records, test)
     raise BadValue(f'unknown dataset {data.dataset!r}; choose one of mpii, coco.')
-
-
-def oracle_predictions(records: List[dict], codec: HeatmapCodec) -> np.ndarray:
-    """Ground truth pushed through the target pipeline of `codec`: annotation -> crop -> target -> decode ->
-    original-image pixels. What a perfect network could score with these targets, this decoder and this
-    heatmap resolution. Returns [N, K, 2] 0-based pixels."""
-    preds = []
-    for start in range(0, len(records), ORACLE_CHUNK):
-        chunk = records[start:start + ORACLE_CHUNK]
-        targets = []
-        for record in chunk:
-            joints = affine_transform_points(record['joints'], codec.crop_matrix(record['center'], record['scale']))
-            targets.append(codec.encode(joints, record['joints_vis'])[0])
-        decoded, _ = codec.decode(np.stack(targets), np.stack([r['center'] for r in chunk]),
-                                  np.stack([r['scale'] for r in chunk]))
-        preds.append(decoded)
-    return np.concatenate(preds)
-
-
-def oracle(records: List[dict], data: DataConfig, test: Optional[TestConfig] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """The ground truth of `records` through crop -> target -> decode with the encoding of `data` (HRNet's,
-    DARK's unbiased or UDP's) and the decoder of `test` (default TestConfig(): quarter-pixel), no model, no
-    images: preds [N, K, 2] image pixels and maxvals [N, K, 1] = joints_vis (unannotated joints decode to the
-    crop corner with score 0, as a network's empty heatmap would)."""
-    preds = oracle_predictions(records, codec_for(data, test or TestConfig()))
-    vis = np.stack([np.asarray(r['joints_vis'], dtype=np.float64) for r in records])
-    return preds, vis[:, :, None]

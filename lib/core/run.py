@@ -1,24 +1,31 @@
 """A training run's pieces that train.py calls in order: its configuration and folder (new or resumed),
-model / optimizer / schedule, the checkpoint, the epoch's history row and validation with the best weights."""
+model / optimizer / schedule, the checkpoint, the epoch's history row, validation with the best weights, and
+RunControl, the bookkeeping between epochs (validation, checkpoint, curves, stop signals, the exit code)."""
 import dataclasses
+import json
 import os
 
 import paddle
 
+from lib.cli import flag_name
 from lib.config import TrainConfig, resolve_config, size_name, to_dict
 from lib.core.engine import Training, TrainState, describe_best, predict
 from lib.core.loss import StackedHeatmapLoss
 from lib.core.optim import build_optimizer, build_scheduler
 from lib.core.precision import Precision
 from lib.models import build_model_from
-from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, require_finite,
-                                  restore_optimizer_state, save_weights)
-from lib.utils.monitor import RunMonitor
+from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, remove_stale_temporaries,
+                                  require_finite, restore_optimizer_state, save_weights)
+from lib.utils.distributed import any_rank, barrier
 from lib.utils.errors import AlreadyExists, BadValue
+from lib.utils.files import write_json
+from lib.utils.logger import setup_logger
+from lib.utils.signals import GracefulStop
 
 CHECKPOINT_NAME = 'checkpoint.pdparams'
 # What a resumed run may change: how long it runs, how it logs and where; not the recipe.
-RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every', 'log_seconds', 'device')
+RESUME_OVERRIDES = ('epochs', 'max_iters', 'workers', 'eval_every', 'log_every', 'log_seconds', 'device',
+                    'debug_images', 'use_vdl')
 
 
 def default_run_name(config: TrainConfig) -> str:
@@ -37,18 +44,19 @@ def load_resume_checkpoint(resume: str):
 
 
 def resumed_config(checkpoint: dict, path: str, flags: dict, sets=(), config_file=None) -> TrainConfig:
-    """The configuration of a resumed run: the checkpoint's, resolved as val.py resolves a run's config.json,
-    with the flags of RESUME_OVERRIDES (the others are the run's recipe and stay)."""
+    """The configuration of a resumed run: the checkpoint's, with the flags and --set values of
+    RESUME_OVERRIDES applied; a flag or --set of any other key (the run's recipe) is refused alike."""
     if config_file:
         raise BadValue(f'--config {config_file} with --resume: a resumed run keeps the configuration saved in '
                        f'{path}; drop --config, or start a new run from it.')
-    sets = list(sets)
-    for item in sets:
-        key = item.partition('=')[0].strip()
+    changes = [(f'{flag_name(key) or key} {value}', key) for key, value in flags.items() if value is not None]
+    changes += [(f'--set {item}', item.partition('=')[0].strip()) for item in sets]
+    for given, key in changes:
         if key not in RESUME_OVERRIDES:
-            raise BadValue(f'--set {item} with --resume: a resumed run keeps its recipe; only '
-                           f'{list(RESUME_OVERRIDES)} can change. Start a new run to change {key}.')
-    flags = {key: value for key, value in flags.items() if key in RESUME_OVERRIDES}
+            allowed = ', '.join(flag_name(k) or ('the --save_* pictures' if k == 'debug_images' else k)
+                                for k in RESUME_OVERRIDES)
+            raise BadValue(f'{given} with --resume: a resumed run keeps its recipe (saved in {path}); only '
+                           f'{allowed} (as flags or --set) can change. Start a new run to change {key}.')
     return resolve_config(flags, run_config=checkpoint['config'], sets=sets, run_source=path)
 
 
@@ -60,6 +68,28 @@ def new_run_dir(config: TrainConfig, run_name=None) -> str:
                             f'--resume {os.path.join(run_dir, CHECKPOINT_NAME)}, or start a new one with '
                             'another --run_name or --output_dir.')
     return run_dir
+
+
+def open_run_folder(config: TrainConfig, run_dir: str, is_main: bool):
+    """The run folder made (temporaries of a run killed while saving removed, config.json written) by rank 0,
+    and the run's logger (train.log on rank 0; quiet on the other ranks)."""
+    leftovers = []
+    if is_main:
+        leftovers = [path for folder in (run_dir, os.path.join(run_dir, 'best_model'))
+                     for path in remove_stale_temporaries(folder)]
+        os.makedirs(run_dir, exist_ok=True)
+        write_json(os.path.join(run_dir, 'config.json'), to_dict(config))
+    logger = setup_logger(os.path.join(run_dir, 'train.log') if is_main else None, quiet=not is_main)
+    if leftovers:
+        logger.info('Removed %d temporary file(s) of a run killed while saving: %s', len(leftovers),
+                    ', '.join(leftovers))
+    return logger
+
+
+def log_start(logger, config: TrainConfig, run_dir: str, device: str, num_ranks: int, threads: int) -> None:
+    logger.info('Run folder %s, device %s x %d process(es), %d CPU threads, Paddle %s', run_dir, device, num_ranks,
+                threads, paddle.__version__)
+    logger.info('Config: %s', json.dumps(to_dict(config)))
 
 
 def save_checkpoint(run_dir, model, optimizer, scheduler, state: TrainState, config: TrainConfig) -> str:
@@ -83,7 +113,7 @@ def close_epoch(state: TrainState, loss: float, epoch_len: int, seconds: float, 
 
 
 def validate_and_keep_best(model, loader, evaluator, config: TrainConfig, state: TrainState, epoch: int,
-                           run_dir: str, logger, precision: Precision, monitor: RunMonitor, stop=None) -> dict:
+                           run_dir: str, logger, precision: Precision, monitor, stop=None) -> dict:
     """Flip-test evaluation of the validation set (MPII PCKh, COCO AP); the weights with the best
     evaluator.indicator (Mean, AP) go to best_model/. state.best_mean holds that best value.
 
@@ -149,3 +179,73 @@ def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ra
                         config.epochs, total_iters, config.log_every, config.max_nonfinite,
                         log_seconds=config.log_seconds)
     return model, training, state
+
+
+class RunControl:
+    """What train.py's loop does between epochs besides training: the validation (on rank 0, the others wait),
+    the checkpoint and the curves, and the stop signals: `stop` is the GracefulStop the loop runs under; the
+    first signal is logged at once (on_signal), the loop ends after the current iteration or validation batch
+    with a checkpoint, and exit_code says how the run ended."""
+
+    def __init__(self, config: TrainConfig, run_dir: str, model, training: Training, state: TrainState,
+                 val_loader, evaluator, monitor, logger, is_main: bool):
+        self.config, self.run_dir, self.model, self.training, self.state = config, run_dir, model, training, state
+        self.val_loader, self.evaluator, self.monitor, self.logger = val_loader, evaluator, monitor, logger
+        self.is_main = is_main
+        self.validating = 0         # the epoch whose validation is running (0: none), for on_signal's line
+        self.stop = GracefulStop(self.on_signal)
+
+    @property
+    def exit_code(self) -> int:
+        """130 for Ctrl-C (SIGINT), 143 for SIGTERM or a stop that came from another rank, as a shell reports them."""
+        return 130 if self.stop.signal_name == 'SIGINT' else 143
+
+    def on_signal(self, name: str) -> None:
+        if self.validating:
+            self.logger.info('Received %s: stopping the validation of epoch %d after its current batch and saving '
+                             'a checkpoint; Ctrl-C again stops at once.', name, self.validating)
+            return
+        self.logger.info('Received %s: stopping after the current iteration (epoch %d, iteration %d) and saving a '
+                         'checkpoint; Ctrl-C again stops at once.', name, self.state.epoch + 1,
+                         self.state.iteration + 1)
+
+    def validation_due(self, row: dict) -> bool:
+        """At the end of the run, and every eval_every complete epochs."""
+        config, state = self.config, self.state
+        return (state.epoch >= config.epochs or state.global_step >= self.training.total_iters
+                or (not row.get('partial') and state.epoch % config.eval_every == 0))
+
+    def validate(self, row: dict) -> None:
+        """The epoch's validation into its history row; a stop ends it unfinished (validate_and_keep_best)."""
+        if self.is_main:     # every rank holds the same weights; one validation is enough
+            self.validating = row['epoch']
+            row.update(validate_and_keep_best(self.model, self.val_loader, self.evaluator, self.config, self.state,
+                                              row['epoch'], self.run_dir, self.logger, self.training.precision,
+                                              self.monitor, self.stop))
+            self.validating = 0
+        barrier()
+
+    def save(self) -> str:
+        return save_checkpoint(self.run_dir, self.model, self.training.optimizer, self.training.scheduler,
+                               self.state, self.config)
+
+    def end_of_epoch(self) -> bool:
+        """Checkpoint and curves; True when a stop came after the epoch's last iteration (during validation)."""
+        if self.is_main:
+            path = self.save()
+            self.monitor.on_epoch_end(self.state.history, self.state)
+        if not any_rank(self.stop()):
+            return False
+        if self.is_main:
+            self.logger.info('Stopped by %s after epoch %d. Resume with: python train.py --resume %s',
+                             self.stop.signal_name or 'a signal to another rank', self.state.history[-1]['epoch'], path)
+        return True
+
+    def stopped_in_epoch(self) -> int:
+        """A stop inside an epoch: its checkpoint, the line that says how to resume, and the exit code."""
+        if self.is_main:
+            path = self.save()
+            self.logger.info('Stopped by %s at epoch %d, iteration %d. Resume with: python train.py --resume %s',
+                             self.stop.signal_name or 'a signal to another rank', self.state.epoch + 1,
+                             self.state.iteration, path)
+        return self.exit_code

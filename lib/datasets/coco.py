@@ -20,7 +20,6 @@ from lib.utils.errors import BadValue, MissingFile
 
 IMAGE_SETS = ('train2017', 'val2017')
 PERSON_CATEGORY = 1
-COCO_JOINTS_WEIGHT = COCO.joints_weight_array   # [K, 1], SPEC C.5 (the layout's field)
 
 LAYOUT_HELP = """Expected COCO person keypoints in one of these layouts:
     {root}/annotations/person_keypoints_{image_set}.json
@@ -70,6 +69,14 @@ def sanitize_box(box: Sequence[float], width: int, height: int) -> Union[List[fl
     if x2 >= x1 and y2 >= y1:
         return [x1, y1, x2 - x1, y2 - y1]
     return None
+
+
+def boxes_outside(boxes, width: int, height: int) -> np.ndarray:
+    """The boxes [M, 4] (x, y, w, h pixels) that do not overlap a width x height image at all: given in
+    another image's pixels, or with x, y and w, h swapped (COCO detections, infer.py's boxes)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x, y, w, h = boxes.T
+    return boxes[(x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0)]
 
 
 VISIBILITY_FLAGS = (0, 1, 2)
@@ -239,10 +246,10 @@ def load_detection_boxes(det_file: str, coco, image_set: str, input_wh: Tuple[in
         if score < image_thre:
             continue
         image = known[det['image_id']]
-        x, y, w, h = det['bbox']
-        if x >= image['width'] or y >= image['height'] or x + w <= 0 or y + h <= 0:
+        if len(boxes_outside(det['bbox'], image['width'], image['height'])):
             raise BadValue(f'{det_file}: box {index} {det["bbox"]} lies outside its image {det["image_id"]} '
-                           f'({image["width"]}x{image["height"]} px); boxes are x, y, w, h in image pixels.')
+                           f'({image["width"]} px wide, {image["height"]} px high); boxes are x, y, w, h in image '
+                           'pixels.')
         center, scale = box_to_center_scale(det['bbox'], aspect_ratio)
         records.append({'image': image_file_name(int(det['image_id'])), 'image_id': int(det['image_id']),
                         'center': center, 'scale': scale,

@@ -2,13 +2,13 @@
 
 BACKENDS is the registry. A string entry 'module:Class' is imported on first use, so that Paddle
 Inference and ONNX Runtime are only needed by those who ask for them, and the onnxruntime path imports no
-Paddle at all. Every backend class takes
-(path, device, threads=None); load_backend also returns the input conventions the model expects.
+Paddle at all. Every backend class has `from_config(path, config, threads=None, saved=None)`: the weights or
+the exported folder at `path`, run as the resolved configuration says (config.model, config.device); `saved` is
+what weights_config(path) read (an exported folder's inference.json, not read again).
 """
 import importlib
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Union
 
-from lib.inference.conventions import Conventions, conventions_for_model_dir
 from lib.utils.errors import BadValue, MissingPackage
 
 
@@ -37,14 +37,7 @@ def backend_class(kind: str) -> type:
     return getattr(module, class_name)
 
 
-def load_backend(kind: str, path: str, device: str = 'auto', threads: Optional[int] = None) -> Tuple[object, Conventions]:
-    """(backend, (ModelConfig, DataConfig, TestConfig)) for a .pdparams (dygraph) or an exported model folder.
-
-    The conventions are the backend's own `conventions` attribute when it has one, else those of
-    <path>/inference.json.
-    """
-    backend = backend_class(kind)(path, device, threads=threads)
-    conventions = getattr(backend, 'conventions', None)
-    if conventions is None:
-        conventions = conventions_for_model_dir(path)
-    return backend, Conventions(*conventions)
+def load_backend(kind: str, path: str, config, threads: Optional[int] = None, saved=None):
+    """The backend `kind` for a .pdparams (dygraph) or an exported model folder, as the resolved TrainConfig
+    `config` describes it (resolve_config with run_config=saved, saved = weights_config(path))."""
+    return backend_class(kind).from_config(path, config, threads=threads, saved=saved)

@@ -10,14 +10,12 @@ import paddle
 import paddle.nn as nn
 
 from lib.config import to_dict
-from lib.inference.conventions import EXPORTED_CONFIG_NAME, Conventions
-from lib.inference.exported import ONNX_FILE, PADDLE_PARAMS_FILE, OnnxRuntimeBackend, PaddleInferenceBackend
+from lib.inference.conventions import (EXPORTED_CONFIG_NAME, ONNX_FILE, PADDLE_MODEL_FILES, PADDLE_PARAMS_FILE,
+                                       weight_conventions)
+from lib.inference.exported import OnnxRuntimeBackend, PaddleInferenceBackend
 from lib.utils.errors import MissingPackage
 
-DATA_KEYS = ('input_wh', 'heatmap_wh', 'sigma', 'color_rgb', 'mean', 'std', 'udp')   # DataConfig minus dataset paths
-TEST_KEYS = ('flip_test', 'shift_heatmap', 'post_process', 'decode_offset', 'decode', 'blur_kernel', 'batch_size')
-EXPORT_FILES = ('model.json', 'model.pdmodel', PADDLE_PARAMS_FILE, PADDLE_PARAMS_FILE + '.info', ONNX_FILE,
-                EXPORTED_CONFIG_NAME)
+EXPORT_FILES = (*PADDLE_MODEL_FILES, PADDLE_PARAMS_FILE, PADDLE_PARAMS_FILE + '.info', ONNX_FILE, EXPORTED_CONFIG_NAME)
 CHECK_TOLERANCE = 1e-3   # max |exported - dygraph| / max |dygraph heatmap| above which the export fails
 
 
@@ -32,11 +30,12 @@ class LastStack(nn.Layer):
         return self.model(images)[-1]
 
 
-def export_model(model: nn.Layer, conventions: Conventions, output_dir: str, onnx: bool = False, opset: int = 11,
+def export_model(model: nn.Layer, config, output_dir: str, onnx: bool = False, opset: int = 11,
                  source: str = '') -> Dict[str, str]:
     """Write the Paddle inference model, model.onnx (if onnx) and inference.json of an eval-mode `model`
-    to output_dir; returns {kind: path} of the written files."""
-    model_cfg, data, test = conventions
+    to output_dir; returns {kind: path} of the written files. config: the TrainConfig of the weights; what
+    travels with weights (lib/inference/conventions.WEIGHT_CONVENTIONS) goes into inference.json."""
+    model_cfg, data = config.model, config.data
     os.makedirs(output_dir, exist_ok=True)
     for name in EXPORT_FILES:   # a re-export must not leave an older model.onnx or .pdmodel behind
         if os.path.isfile(os.path.join(output_dir, name)):
@@ -45,23 +44,22 @@ def export_model(model: nn.Layer, conventions: Conventions, output_dir: str, onn
     spec = [paddle.static.InputSpec([None, 3, height, width], 'float32', name='image')]
     paddle.jit.save(LastStack(model), os.path.join(output_dir, 'model'), input_spec=spec)
     # Paddle 3.x (PIR, the default) writes model.json; with FLAGS_enable_pir_api=0, model.pdmodel.
-    program = next(name for name in ('model.json', 'model.pdmodel') if os.path.isfile(os.path.join(output_dir, name)))
+    program = next(name for name in PADDLE_MODEL_FILES if os.path.isfile(os.path.join(output_dir, name)))
     files = {'paddle_model': program, 'paddle_params': PADDLE_PARAMS_FILE}
     if onnx:
         write_onnx(output_dir, program, opset)
         files['onnx'] = ONNX_FILE
-    config = {'model': to_dict(model_cfg),
-              'data': {key: getattr(data, key) for key in DATA_KEYS},
-              'test': {key: getattr(test, key) for key in TEST_KEYS},
-              'num_joints': model_cfg.num_joints,
-              'input': {'name': 'image', 'shape': [-1, 3, height, width], 'dtype': 'float32', 'layout': 'NCHW'},
-              'output': {'shape': [-1, model_cfg.num_joints, data.heatmap_wh[1], data.heatmap_wh[0]],
-                         'dtype': 'float32', 'meaning': 'heatmaps of the last stack'},
-              'files': files,
-              'source_weights': os.path.abspath(source) if source else '',
-              'paddle_version': paddle.__version__}
+    inference_config = {
+        **weight_conventions(to_dict(config)),
+        'num_joints': model_cfg.num_joints,
+        'input': {'name': 'image', 'shape': [-1, 3, height, width], 'dtype': 'float32', 'layout': 'NCHW'},
+        'output': {'shape': [-1, model_cfg.num_joints, data.heatmap_wh[1], data.heatmap_wh[0]],
+                   'dtype': 'float32', 'meaning': 'heatmaps of the last stack'},
+        'files': files,
+        'source_weights': os.path.abspath(source) if source else '',
+        'paddle_version': paddle.__version__}
     with open(os.path.join(output_dir, EXPORTED_CONFIG_NAME), 'w') as f:
-        json.dump(config, f, indent=2)
+        json.dump(inference_config, f, indent=2)
     files['conventions'] = EXPORTED_CONFIG_NAME
     return {kind: os.path.join(output_dir, name) for kind, name in files.items()}
 

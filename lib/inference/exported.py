@@ -1,67 +1,44 @@
 """Backends for the model folder export.py writes: Paddle Inference (oneDNN on CPU) and ONNX Runtime.
 
 Both map normalised crops [N, 3, H, W] float32 to the last stack's heatmaps [N, K, h, w] float32 (N is
-free), and carry the folder's conventions: `conventions` is (ModelConfig, DataConfig, TestConfig) as
-lib.inference.conventions reads them from inference.json, `inference_config` the file's raw contents.
+free), at the input size the folder was traced with; `inference_config` is the folder's inference.json
+(lib/inference/conventions.read_inference_config), which also gives infer.py its configuration
+(weights_config).
 """
 import os
 from typing import Optional, Tuple
 
 import numpy as np
 
-from lib.inference.conventions import EXPORTED_CONFIG_NAME, conventions_from_config
+from lib.config import size_name
+from lib.inference.conventions import (EXPORT_COMMAND, ONNX_FILE, PADDLE_MODEL_FILES, PADDLE_PARAMS_FILE,
+                                       expected_files, read_inference_config)
 from lib.utils.device import choose_device, gpu_available, paddle_gpu_hint
-from lib.utils.files import read_json
 from lib.utils.threads import default_threads
 from lib.utils.errors import BadValue, MissingFile, MissingPackage
 
-PADDLE_MODEL_FILES = ('model.json', 'model.pdmodel')   # Paddle 3.x (PIR) writes .json; the old IR .pdmodel
-PADDLE_PARAMS_FILE = 'model.pdiparams'
-ONNX_FILE = 'model.onnx'
-EXPORT_COMMAND = 'python export.py --pretrained_model <run>/best_model/model.pdparams --onnx --output_dir {dir}'
+
+def traced_size(inference_config: dict) -> Tuple[int, int]:
+    """(width, height) the exported program takes: data.input_wh of its inference.json."""
+    width, height = inference_config['data']['input_wh']
+    return int(width), int(height)
 
 
-def _expected_files(model_dir: str) -> str:
-    return (f'{EXPORTED_CONFIG_NAME} (conventions), {PADDLE_MODEL_FILES[0]} + {PADDLE_PARAMS_FILE} (Paddle '
-            f'Inference; {PADDLE_MODEL_FILES[1]} from the old IR) and {ONNX_FILE} (ONNX Runtime, export with --onnx). '
-            f'Write them with: {EXPORT_COMMAND.format(dir=model_dir)}')
-
-
-def read_inference_config(model_dir: str) -> dict:
-    """The parsed <model_dir>/inference.json; FileNotFoundError naming the expected files when missing."""
-    path = os.path.join(model_dir, EXPORTED_CONFIG_NAME)
-    if not os.path.isdir(model_dir):
-        raise MissingFile(f'exported model folder not found: {model_dir}. Expected a folder holding '
-                          + _expected_files(model_dir))
-    if not os.path.isfile(path):
-        raise MissingFile(f'{path} not found; an exported model folder holds ' + _expected_files(model_dir))
-    values = read_json(path, 'the sections model, data and test', 're-export the model: '
-                       + EXPORT_COMMAND.format(dir=model_dir), expect=dict)
-    missing = [key for key in ('model', 'data', 'test') if not isinstance(values.get(key), dict)]
-    if missing:
-        raise BadValue(f'{path} lacks the section(s) {missing}; export.py writes model, data, test, num_joints '
-                       'and files. Re-export the model: ' + EXPORT_COMMAND.format(dir=model_dir))
-    check_file_names(values.get('files'), path)
-    return values
-
-
-def check_file_names(files, path: str) -> None:
-    """The `files` of an inference.json ({kind: file name}) must name files inside its folder: a relative
-    name without '..' (an absolute path or an escape would make the folder read files elsewhere)."""
-    if files is None:
-        return
-    if not isinstance(files, dict):
-        raise BadValue(f'{path}: "files" is {files!r}; expected a dict of kind -> file name in the folder, '
-                       'e.g. {"paddle_params": "model.pdiparams"}. Re-export the model.')
-    for kind, name in files.items():
-        if name is None and kind == 'onnx':
-            continue
-        if not isinstance(name, str) or not name or os.path.isabs(name) or ':' in name or \
-                '..' in name.replace('\\', '/').split('/'):
-            raise BadValue(f'{path}: files.{kind} is {name!r}; expected the name of a file inside '
-                           f'{os.path.dirname(path) or "."} (relative, no "..", e.g. "model.pdiparams"). '
-                           'inference.json may only name files of its own folder: re-export the model, or '
-                           'fix the name.')
+def require_traced_network(config, inference_config: dict, model_dir: str) -> None:
+    """An exported program has its network and input size fixed: refuse a configuration (flags, --set,
+    --config over the folder's inference.json) that asks for another one."""
+    saved_model, wanted = inference_config['model'], config.model
+    keys = [k for k in ('name', 'num_stacks', 'num_features', 'num_joints') if k in saved_model
+            and saved_model[k] != getattr(wanted, k)]
+    changes = [f'model.{k}={getattr(wanted, k)!r} (from {config.source_of("model." + k)}) where the export has '
+               f'{saved_model[k]!r}' for k in keys]
+    if tuple(config.data.input_wh) != traced_size(inference_config):
+        changes.append(f'an input of {size_name(config.data.input_wh)} (from {config.source_of("data.input_wh")}) '
+                       f'where the export takes {size_name(traced_size(inference_config))}')
+    if changes:
+        raise BadValue(f'{model_dir} holds an exported program, whose network and input size are fixed; the '
+                       f'configuration asks for {"; ".join(changes)}. Drop those settings, or export the model '
+                       'again with them: python export.py --pretrained_model <weights> --image_size HEIGHTxWIDTH ...')
 
 
 def paddle_model_files(model_dir: str, inference_config: dict) -> Tuple[str, str]:
@@ -73,7 +50,7 @@ def paddle_model_files(model_dir: str, inference_config: dict) -> Tuple[str, str
     params = os.path.join(model_dir, files.get('paddle_params', PADDLE_PARAMS_FILE))
     if not programs or not os.path.isfile(params):
         raise MissingFile(f'no Paddle inference model in {model_dir} (found {sorted(os.listdir(model_dir))}); '
-                          'expected ' + _expected_files(model_dir))
+                          'expected ' + expected_files(model_dir))
     return programs[0], params
 
 
@@ -82,12 +59,24 @@ def check_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
     images = np.ascontiguousarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[1:] != (3, height, width) or images.shape[0] < 1:
         raise BadValue(f'the exported model takes images [N, 3, H, W] = [N, 3, {height}, {width}] float32; '
-                       f'received shape {tuple(images.shape)}. Crop and resize to W x H = {width} x {height} '
-                       '(the input_wh of inference.json), channels first, and add the batch axis.')
+                       f'received shape {tuple(images.shape)}. Crop and resize to {height}x{width} (the input '
+                       'size of inference.json), channels first, and add the batch axis.')
     return images
 
 
-class PaddleInferenceBackend:
+class ExportedBackend:
+    """What both backends of an exported folder share: made from the resolved configuration, which may not ask
+    for another network or input size than the folder was traced with (require_traced_network)."""
+
+    @classmethod
+    def from_config(cls, model_dir: str, config, threads: Optional[int] = None, saved=None):
+        """`saved`: weights_config(model_dir), whose parsed inference.json is used instead of a second read."""
+        backend = cls(model_dir, config.device, threads=threads, inference_config=getattr(saved, 'inference_config', None))
+        require_traced_network(config, backend.inference_config, model_dir)
+        return backend
+
+
+class PaddleInferenceBackend(ExportedBackend):
     """paddle.inference predictor of <model_dir>/model.json (or .pdmodel) + model.pdiparams.
 
     device: 'cpu' (oneDNN when mkldnn, `threads` math-library threads, default OMP_NUM_THREADS when set, else
@@ -96,13 +85,12 @@ class PaddleInferenceBackend:
     whether the predictor runs with oneDNN.
     """
 
-    def __init__(self, model_dir: str, device: str = 'cpu', mkldnn: bool = True, threads: Optional[int] = None):
+    def __init__(self, model_dir: str, device: str = 'cpu', mkldnn: bool = True, threads: Optional[int] = None,
+                 inference_config: Optional[dict] = None):
         from paddle import inference
 
-        self.inference_config = read_inference_config(model_dir)
-        self.conventions = conventions_from_config(self.inference_config,
-                                                   source=os.path.join(model_dir, EXPORTED_CONFIG_NAME))
-        self.width, self.height = self.conventions.data.input_wh   # traced with this size
+        self.inference_config = inference_config or read_inference_config(model_dir)
+        self.width, self.height = traced_size(self.inference_config)
         program, params = paddle_model_files(model_dir, self.inference_config)
         usable = device in ('auto', 'gpu') and gpu_available()
         self.device = choose_device(device, usable, paddle_gpu_hint() if device == 'gpu' and not usable else '')
@@ -134,23 +122,22 @@ class PaddleInferenceBackend:
         return self.output.copy_to_cpu().astype(np.float32, copy=False)
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(ExportedBackend):
     """onnxruntime.InferenceSession of <model_dir>/model.onnx.
 
     device: 'cpu' (CPUExecutionProvider), 'gpu' (CUDAExecutionProvider, then CPU for unsupported ops) or
     'auto' (CUDA when onnxruntime offers it). threads: intra-op threads (default: onnxruntime's choice).
     """
 
-    def __init__(self, model_dir: str, device: str = 'cpu', threads: Optional[int] = None):
+    def __init__(self, model_dir: str, device: str = 'cpu', threads: Optional[int] = None,
+                 inference_config: Optional[dict] = None):
         try:
             import onnxruntime
         except ImportError:
             raise MissingPackage('the onnxruntime backend needs onnxruntime: pip install onnxruntime (CPU) or '
                                  'pip install onnxruntime-gpu (CUDA).') from None
-        self.inference_config = read_inference_config(model_dir)
-        self.conventions = conventions_from_config(self.inference_config,
-                                                   source=os.path.join(model_dir, EXPORTED_CONFIG_NAME))
-        self.width, self.height = self.conventions.data.input_wh   # traced with this size
+        self.inference_config = inference_config or read_inference_config(model_dir)
+        self.width, self.height = traced_size(self.inference_config)
         files = self.inference_config.get('files')
         name = files.get('onnx') if files is not None else ONNX_FILE
         if name is None:

@@ -17,13 +17,13 @@ from lib.utils.errors import BadValue
 
 # images [N, 3, H, W] float32 -> heatmaps [N, K, h, w] (or a list of them, one per stack, last = prediction)
 Backend = Callable[[np.ndarray], object]
+
+
 def last_stack(outputs) -> np.ndarray:
     """A backend's output as heatmaps [N, K, h, w] float32: the last of a list of stacks, or the array."""
     if isinstance(outputs, (list, tuple)):
         outputs = outputs[-1]
     heatmaps = np.asarray(outputs, dtype=np.float32)
-    if heatmaps.ndim == 5:           # [S, N, K, h, w] stacked outputs
-        heatmaps = heatmaps[-1]
     if heatmaps.ndim != 4:
         raise ValueError(f'the backend returned heatmaps of shape {heatmaps.shape}; expected [N, K, h, w] '
                          '(or a list of them, one per stack).')
@@ -38,7 +38,7 @@ class PosePredictor:
     flip_test, shift_heatmap, post_process: as TestConfig. layout: joint flip pairs (K must match).
     batch_size: people per backend call (the flip test makes a second call of the same size).
     codec: the crop and decoding (HeatmapCodec); default HRNet's with shift_heatmap, post_process and
-    decode_offset, as from_conventions builds it from the model's DataConfig and TestConfig.
+    decode_offset, as from_config builds it from the model's DataConfig and TestConfig.
     """
 
     def __init__(self, backend: Backend, input_wh: Tuple[int, int], mean: Sequence[float], std: Sequence[float],
@@ -58,9 +58,9 @@ class PosePredictor:
                                            shift_heatmap=shift_heatmap)
 
     @classmethod
-    def from_conventions(cls, backend: Backend, conventions, batch_size: Optional[int] = None) -> 'PosePredictor':
-        """From (ModelConfig, DataConfig, TestConfig), e.g. what load_backend returns."""
-        model, data, test = conventions
+    def from_config(cls, backend: Backend, config, batch_size: Optional[int] = None) -> 'PosePredictor':
+        """As the TrainConfig `config` describes the input (config.data) and the test (config.test)."""
+        model, data, test = config.model, config.data, config.test
         return cls(backend, data.input_wh, data.mean, data.std, data.color_rgb, layout_for(model.num_joints),
                    flip_test=test.flip_test, shift_heatmap=test.shift_heatmap, post_process=test.post_process,
                    batch_size=batch_size or test.batch_size, decode_offset=test.decode_offset,

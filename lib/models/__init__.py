@@ -27,13 +27,17 @@ INPUT_MULTIPLE = {'hourglass': 64, 'hourglass52': 128, 'hourglass104': 128,
                   **{name: 32 for name in MODELS if name.startswith('pose_resnet')}}
 
 
-def check_input_size(name: str, input_wh) -> None:
+def check_input_size(name: str, input_wh, source: str = '') -> None:
+    """BadValue unless both sides of input_wh (width, height) suit the network; `source`: where the size came
+    from (TrainConfig.source_of)."""
     multiple = INPUT_MULTIPLE.get(name, 4)
     bad = [side for side in input_wh if side < multiple or side % multiple]
     if bad:
-        raise BadValue(f'{name} needs input sides that are multiples of {multiple}; received {tuple(input_wh)} '
-                       f'(W, H). Use e.g. --image_size {max(multiple, round(input_wh[0] / multiple) * multiple)}; '
-                       'the references use 256 and 384.')
+        width, height = (max(multiple, round(side / multiple) * multiple) for side in input_wh)
+        suggestion = str(width) if width == height else f'{height}x{width}'
+        origin = f' (from {source})' if source else ''
+        raise BadValue(f'{name} needs input sides that are multiples of {multiple}; received {input_wh[1]}x'
+                       f'{input_wh[0]}{origin}. Use e.g. --image_size {suggestion}; the references use 256 and 384.')
 
 
 def build_model(name: str, **kwargs) -> nn.Layer:
@@ -42,10 +46,11 @@ def build_model(name: str, **kwargs) -> nn.Layer:
     return MODELS[name](**kwargs)
 
 
-def model_options(config, sources: Optional[Dict[str, str]] = None) -> dict:
+def model_options(config, source_of: Optional[Callable[[str], str]] = None) -> dict:
     """Builder keyword arguments of a ModelConfig: num_joints always; num_stacks / num_features only for
-    the models whose builders take them, and only when set (0 = the builder's default). `sources`: for an
-    option that did not come from its flag, where it came from and what to do instead of "Remove --key"."""
+    the models whose builders take them, and only when set (0 = the builder's default). `source_of`: where
+    each 'model.<key>' came from (TrainConfig.source_of), so that an option that was not a flag is not
+    blamed on one."""
     if config.name not in MODELS:
         raise BadValue(f'unknown model {config.name!r}; choose one of {sorted(MODELS)}.')
     accepted = inspect.signature(MODELS[config.name]).parameters
@@ -53,11 +58,22 @@ def model_options(config, sources: Optional[Dict[str, str]] = None) -> dict:
     for key in ('num_stacks', 'num_features'):
         value = getattr(config, key)
         if value and key not in accepted:
+            source = source_of(f'model.{key}') if source_of else 'the flags'
+            fix = {'the flags': f'Remove --{key}.', '--set': f'Remove --set model.{key}={value}.'}.get(
+                source, f'{key}={value} was not given on the command line: it comes from {source}. Drop --model '
+                        f'{config.name} to use the model described there, or give weights of a {config.name}.')
             raise BadValue(f'{config.name} has no option {key} (received {value}); it applies to the '
-                           "'hourglass' model only. " + (sources or {}).get(key, f'Remove --{key}.'))
+                           "'hourglass' model only. " + fix)
         if value:
             options[key] = value
     return options
+
+
+def check_model(config) -> None:
+    """Before any data is read or any weights loaded: the resolved TrainConfig's input size fits its network,
+    and its model options exist; the errors say where the values came from."""
+    check_input_size(config.model.name, config.data.input_wh, config.source_of('data.input_wh'))
+    model_options(config.model, config.source_of)
 
 
 def build_model_from(config) -> nn.Layer:

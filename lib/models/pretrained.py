@@ -38,14 +38,6 @@ def resnet_depth_of(model: PoseResNet) -> int:
     return next(depth for depth, spec in RESNETS.items() if spec == (bottleneck, blocks))
 
 
-def _shape(value) -> tuple:
-    return tuple(int(s) for s in value.shape)
-
-
-def _show(items: List[str]) -> str:
-    return ', '.join(items[:8]) + (f' ... ({len(items)} in all)' if len(items) > 8 else '') if items else 'none'
-
-
 def check_backbone(model: PoseResNet, state: Dict[str, object], source: str) -> None:
     """Raise ValueError naming every missing backbone key, unexpected key and shape mismatch."""
     problems = key_mismatches(backbone_state(model), state, 'backbone ')

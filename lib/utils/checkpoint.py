@@ -158,12 +158,6 @@ def check_state_dict(model: paddle.nn.Layer, state: Dict[str, object], source: s
             'produced the file (its config.json lies beside it).')
 
 
-def load_weights(model: paddle.nn.Layer, path: str) -> None:
-    state = model_state_from(load_file(path), path)
-    check_state_dict(model, state, path)
-    model.set_state_dict(state)
-
-
 def save_weights(model: paddle.nn.Layer, path: str) -> None:
     state = model.state_dict()
     require_finite(state, path)

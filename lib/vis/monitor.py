@@ -1,18 +1,21 @@
-"""What a run shows besides its log: curves.png after every epoch, VisualDL scalars (--use_vdl) and
-debug pictures of training and validation batches (--save_batch_images_* / --save_heatmaps_*)."""
+"""What a run shows besides its log: curves.png after every epoch (with matplotlib), VisualDL scalars
+(--use_vdl) and debug pictures of training and validation batches (--save_batch_images_* / --save_heatmaps_*)."""
 import os
 from typing import Sequence
 
 from lib.datasets.skeletons import KeypointLayout
-from lib.utils.curves import draw_curves
-from lib.utils.debug_images import save_batch_debug
 from lib.utils.errors import MissingPackage
+from lib.vis.curves import curves_unavailable, draw_curves
+from lib.vis.debug_images import save_batch_debug
 
 
 class RunMonitor:
     def __init__(self, run_dir: str, data_config, layout: KeypointLayout, debug_images: Sequence[str] = (),
-                 use_vdl: bool = False, indicator: str = 'Mean'):
+                 use_vdl: bool = False, indicator: str = 'Mean', logger=None):
         self.run_dir = run_dir
+        self.no_curves = curves_unavailable()
+        if self.no_curves and logger is not None:
+            logger.info('No curves.png for this run: %s.', self.no_curves)
         self.indicator = indicator      # the validation metric that selects the best model
         self.data_config = data_config
         self.layout = layout
@@ -45,7 +48,8 @@ class RunMonitor:
                              self.data_config, self.layout, self.debug_images)
 
     def on_epoch_end(self, history, state) -> None:
-        draw_curves(history, os.path.join(self.run_dir, 'curves.png'), self.indicator)
+        if not self.no_curves:
+            draw_curves(history, os.path.join(self.run_dir, 'curves.png'), self.indicator)
         if self.vdl is not None and history and self.indicator in history[-1]:
             for name, value in history[-1].items():     # every validation metric of the epoch
                 if name not in ('epoch', 'loss', 'lr', 'seconds', 'partial') and isinstance(value, float):

@@ -1,7 +1,9 @@
-"""Weights for --pretrained_model in any layout val.py, infer.py and export.py accept, loaded loudly.
+"""The one strict loader of whole-model weights (load_weights): --pretrained_model in any layout val.py,
+infer.py, export.py and the tools accept, loaded loudly.
 
-- this repository's .pdparams (train.py, tools/convert_weights.py), conventions from the config.json
-  beside it (lib/inference/conventions.py);
+- this repository's .pdparams (train.py's best_model/model.pdparams or checkpoint.pdparams,
+  tools/convert_weights.py), read by lib/utils/checkpoint.load_file (no code runs), conventions from the
+  config.json beside it (lib/inference/conventions.weights_config);
 - txyugood/PaddlePose's hourglass52 model.pdparams and a PaddlePaddle/models Fluid SimpleBaselines
   persistables directory, as they are: recognised by their keys, renamed in memory by the converter of
   lib/convert, and evaluated with that project's conventions (foreign_config) when no config.json
@@ -137,7 +139,7 @@ def _explain_mismatch(obj, path: str) -> str:
     return detect.explain(list(state), path)
 
 
-def load_pretrained(model, path: str) -> None:
+def load_weights(model, path: str) -> None:
     """Load `path` into `model` strictly: this repository's weights as they are, PaddlePose and Fluid weights
     renamed in memory; anything else that does not fit raises ValueError saying what the file looks like
     and the command that converts it."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from lib.datasets.heatmaps import get_max_preds
 from lib.datasets.skeletons import KeypointLayout
-from lib.utils.vis import draw_skeleton, image_grid
+from lib.vis.drawing import draw_skeleton, image_grid
 
 MAX_SAMPLES = 16
 
