@@ -65,7 +65,8 @@ DATA = FlagGroup('data', (
          {'choices': DATASETS}),
     Flag('dataset_root', 'data.dataset_root', 'MPII in the HRNet layout, or COCO with annotations/ and '
          'images/<set>/ or <set>/'),
-    Flag('valid_set', 'data.valid_set', 'annotation set to validate on (MPII annot/<set>.json; COCO val2017)'),
+    Flag('valid_set', 'data.valid_set', 'annotation set to validate on (MPII annot/<set>.json and '
+         'annot/gt_<set>.mat, any name; COCO val2017)'),
     Flag('image_size', 'data.input_wh', 'input size: a side (256 = 256x256) or HEIGHTxWIDTH as HRNet names it '
          '(height x width: 256x192 is 192 wide); heatmaps are a quarter of it; multiples of 64 for hourglass, '
          '128 for hourglass52/104, 32 for pose_resnet', {'type': image_size_arg, 'metavar': 'SIZE'}),
@@ -107,7 +108,8 @@ BOXES = FlagGroup('COCO boxes and post-processing (HRNet TEST section)', (
 ))
 # The training samples: the set and its augmentation (train.py, tools/browse_dataset.py).
 TRAIN_DATA = FlagGroup('training data and augmentation', (
-    Flag('train_set', 'data.train_set', 'annotation set to train on (trainval for the test server)'),
+    Flag('train_set', 'data.train_set', 'annotation set to train on (MPII annot/<set>.json, any name; trainval '
+         'for the test server)'),
     Flag('scale_factor', 'data.scale_factor', 'scale augmentation: x clip(N(0,1)*sf+1, 1-sf, 1+sf)'),
     Flag('rotation_factor', 'data.rotation_factor', 'rotation augmentation: clip(N(0,1)*rf, -2rf, 2rf) degrees '
          'w.p. 0.6'),
@@ -125,6 +127,8 @@ TRAIN = FlagGroup('training', (
          "by 1.5 (HRNet USE_DIFFERENT_JOINTS_WEIGHT; COCO's table)", {'action': argparse.BooleanOptionalAction}),
     Flag('pretrained_backbone', 'pretrained_backbone', "ImageNet ResNet weights for pose_resnet: Paddle's own "
          '.pdparams or a torchvision checkpoint converted by tools/convert_weights.py'),
+    Flag('init_weights', 'init_weights', 'start from these weights of the whole model (a .pdparams of the same '
+         'model and size, e.g. converted by tools/convert_weights.py); all keys must fit'),
     Flag('output_dir', 'output_dir', 'parent folder of runs'),
     Flag('batch_size', 'batch_size', 'training images per iteration and process'),
     Flag('epochs', 'epochs', 'epochs'),

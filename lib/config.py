@@ -105,6 +105,7 @@ class TrainConfig:
     warmup_ratio: float = 0.001
     weight_decay: float = 0.0
     pretrained_backbone: str = ''  # ImageNet weights for pose_resnet's ResNet ('' = from scratch)
+    init_weights: str = ''          # the whole model's starting weights, a .pdparams of this model ('' = its init)
     amp: str = 'off'                # 'off', 'fp16' (with a GradScaler) or 'bf16'
     amp_level: str = 'O1'
     max_nonfinite: int = 20

@@ -26,7 +26,8 @@ def build_evaluator(data: DataConfig, image_set: str, records: List[dict], test:
             annot = os.path.join(data.dataset_root, 'annot')
             raise BadValue(f'{os.path.join(annot, f"gt_{image_set}.mat")} holds {evaluator.gt.num_samples} people but '
                            f'{os.path.join(annot, f"{image_set}.json")} {len(records)}; PCKh pairs them in file order, '
-                           'so both must come from the same annotation package (HRNet\'s MPII annot folder).')
+                           'so both must come from the same annotation package (HRNet\'s MPII annot folder); for a subset of '
+                           'valid.json, write its own gt_<set>.mat: the columns of gt_valid.mat at the subset\'s indices.')
         return evaluator
     if data.dataset == 'coco':
         return COCOEvaluator(data.dataset_root, image_set, records, test)

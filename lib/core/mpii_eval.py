@@ -48,9 +48,11 @@ def read_mat(path: str, what: str, expected: str) -> dict:
 
 
 def load_mpii_ground_truth(path: str) -> MPIIGroundTruth:
-    """Read gt_valid.mat (HRNet's MPII evaluation file) and check its variables."""
-    mat = read_mat(path, 'MPII ground truth', '<dataset_root>/annot/gt_valid.mat from the HRNet annotation '
-                   'package (see README, "Preparing MPII")')
+    """Read gt_valid.mat (HRNet's MPII evaluation file), or the gt_<set>.mat of another set, and check its
+    variables."""
+    mat = read_mat(path, 'MPII ground truth', 'the gt_valid.mat from the HRNet annotation package (see README, '
+                   '"Preparing MPII"), or for another set <name> a gt_<name>.mat with the same variables, one '
+                   'column per person of annot/<name>.json')
     missing = [name for name in GT_MAT_VARIABLES if name not in mat]
     if missing:
         raise BadValue(f'{path} lacks the variables {missing}; expected {list(GT_MAT_VARIABLES)} '

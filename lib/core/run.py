@@ -14,8 +14,8 @@ from lib.core.loss import StackedHeatmapLoss
 from lib.core.optim import build_optimizer, build_scheduler
 from lib.core.precision import Precision
 from lib.models import build_model_from
-from lib.utils.checkpoint import (atomic_save, load_file, portable_optimizer_state, remove_stale_temporaries,
-                                  require_finite, restore_optimizer_state, save_weights)
+from lib.utils.checkpoint import (atomic_save, key_mismatches, load_file, model_state_from,
+                                  portable_optimizer_state, remove_stale_temporaries, require_finite, restore_optimizer_state, save_weights)
 from lib.utils.distributed import any_rank, barrier
 from lib.utils.errors import AlreadyExists, BadValue
 from lib.utils.files import write_json
@@ -145,6 +145,18 @@ def validate_and_keep_best(model, loader, evaluator, config: TrainConfig, state:
     return dict(metrics)
 
 
+def load_init_weights(model, path: str) -> None:
+    """--init_weights: the whole model from `path` (load_file: no code run, non-finite tensors refused), every key
+    and shape checked."""
+    state = model_state_from(load_file(path), path)
+    problems = key_mismatches(model.state_dict(), state)
+    if problems:
+        raise BadValue(f'--init_weights {path} does not fit the {type(model).__name__} of this run:\n{problems}'
+                       'Pass weights of the same model, size and number of joints (--print_config shows the model), '
+                       'or --pretrained_backbone for ImageNet ResNet weights.')
+    model.set_state_dict(state)
+
+
 def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ranks: int, logger,
                    indicator: str = 'Mean'):
     """Model, loss, optimizer, schedule and precision, restored from the checkpoint when resuming."""
@@ -153,6 +165,9 @@ def build_training(config: TrainConfig, checkpoint, iters_per_epoch: int, num_ra
         from lib.models.pretrained import load_backbone
         loaded = load_backbone(model, config.pretrained_backbone)
         logger.info('Loaded %d backbone tensors from %s', len(loaded), config.pretrained_backbone)
+    if config.init_weights and checkpoint is None:
+        load_init_weights(model, config.init_weights)
+        logger.info('Started from the weights of %s', config.init_weights)
     scheduler = build_scheduler(config.lr, config.lr_steps, config.lr_gamma, iters_per_epoch,
                                 config.warmup_iters, config.warmup_ratio)
     optimizer = build_optimizer(config.optimizer, scheduler, model.parameters(), config.weight_decay)

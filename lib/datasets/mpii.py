@@ -1,10 +1,12 @@
 """MPII Human Pose in the HRNet JSON layout: annotation parsing (SPEC A).
 
-    <root>/annot/{train,valid,trainval,test}.json   one entry per person
-    <root>/annot/gt_valid.mat                       ground truth for PCKh (SPEC B.1)
+    <root>/annot/{train,valid,trainval,test}.json   one entry per person (any other <name>.json too, as
+                                                    HRNet's DATASET.TRAIN_SET / TEST_SET allow)
+    <root>/annot/gt_valid.mat                       ground truth for PCKh (SPEC B.1); gt_<name>.mat for set <name>
     <root>/images/<name>.jpg
 """
 import os
+import re
 from typing import Dict, List
 
 import numpy as np
@@ -16,7 +18,8 @@ from lib.utils.errors import BadValue, MissingFile
 
 SCALE_PADDING = BOX_PADDING   # HRNet's MPII boxes get the same 25% as its COCO boxes (_xywh2cs)
 
-IMAGE_SETS = ('train', 'valid', 'trainval', 'test')
+IMAGE_SETS = ('train', 'valid', 'trainval', 'test')     # the sets of HRNet's package; any other name works too
+SET_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')     # a file name under annot/, never a path
 
 LAYOUT_HELP = """Expected the MPII dataset in the HRNet layout:
     {root}/annot/train.json, valid.json (and trainval.json, test.json)
@@ -33,15 +36,21 @@ MAX_SCALE = 100.0    # a 20000 px tall person: anything larger is a broken annot
 
 
 def check_dataset_root(root: str, image_set: str, need_images: bool = True) -> str:
-    """Return the annotation path of `image_set`, or raise with the expected layout (images/ only when
-    `need_images`)."""
-    if image_set not in IMAGE_SETS:
-        raise BadValue(f'unknown MPII image set {image_set!r}; choose one of {IMAGE_SETS}.')
-    annot = os.path.join(root, 'annot', f'{image_set}.json')
-    for path in (root, os.path.join(root, 'annot'), annot) + ((os.path.join(root, 'images'),) if need_images else ()):
+    """Return the annotation path of `image_set` (annot/<image_set>.json, any name), or raise with the expected
+    layout (images/ only when `need_images`) and the sets that annot/ does hold."""
+    if not isinstance(image_set, str) or not SET_NAME.fullmatch(image_set):
+        raise BadValue(f'MPII image set {image_set!r} is not a set name; expected the name of a file '
+                       f'annot/<name>.json without folder or extension, e.g. {", ".join(IMAGE_SETS)} or valid_photos.')
+    annot_dir = os.path.join(root, 'annot')
+    annot = os.path.join(annot_dir, f'{image_set}.json')
+    for path in (root, annot_dir) + ((os.path.join(root, 'images'),) if need_images else ()):
         if not os.path.exists(path):
             raise MissingFile(f'{path} does not exist (--dataset_root {root!r}).\n'
                               + LAYOUT_HELP.format(root=root))
+    if not os.path.exists(annot):
+        present = sorted(name[:-5] for name in os.listdir(annot_dir) if name.endswith('.json'))
+        raise MissingFile(f'{annot} does not exist: no MPII image set {image_set!r} under --dataset_root {root!r}. '
+                          f'Sets found there: {", ".join(present) or "none"}.\n' + LAYOUT_HELP.format(root=root))
     return annot
 
 
