@@ -35,6 +35,7 @@ from lib.core.precision import Precision  # noqa: E402
 from lib.datasets.loaders import build_dataset, train_loader  # noqa: E402
 from lib.datasets.synthetic import make_synthetic_mpii  # noqa: E402
 from lib.models import build_model  # noqa: E402
+from benchmarks.torch_reference import JointsMSELoss  # noqa: E402
 from tests import test_convert_princeton as princeton  # noqa: E402
 from tests import test_convert_references as references  # noqa: E402
 
@@ -87,29 +88,6 @@ STATISTIC_BAR = 5e-5    # the same for the BatchNorm running means and variances
 
 
 # --- the reference side, in PyTorch
-
-class JointsMSELoss(torch.nn.Module):
-    """HRNet lib/core/loss.py, as written there: 0.5 x MSE per joint of the weighted heatmaps, averaged over joints."""
-
-    def __init__(self, use_target_weight=True):
-        super().__init__()
-        self.criterion = torch.nn.MSELoss(reduction='mean')
-        self.use_target_weight = use_target_weight
-
-    def forward(self, output, target, target_weight):
-        batch_size, num_joints = output.size(0), output.size(1)
-        heatmaps_pred = output.reshape((batch_size, num_joints, -1)).split(1, 1)
-        heatmaps_gt = target.reshape((batch_size, num_joints, -1)).split(1, 1)
-        loss = 0
-        for idx in range(num_joints):
-            heatmap_pred, heatmap_gt = heatmaps_pred[idx].squeeze(), heatmaps_gt[idx].squeeze()
-            if self.use_target_weight:
-                loss += 0.5 * self.criterion(heatmap_pred.mul(target_weight[:, idx]),
-                                             heatmap_gt.mul(target_weight[:, idx]))
-            else:
-                loss += 0.5 * self.criterion(heatmap_pred, heatmap_gt)
-        return loss / num_joints
-
 
 def torch_model(recipe: Recipe):
     """A reference-named PyTorch model with a random init (BatchNorm parameters and statistics away from 1/0)."""

@@ -102,13 +102,15 @@ class _Structure:
         self.residual(f'{src}.low3', f'{tgt}.low3', channels, channels)
 
 
-def layer_map(num_stacks: int, num_features: int, num_joints: int) -> _Structure:
-    """Every conv/BN layer of PoseNet(num_stacks, inp_dim=num_features, oup_dim=num_joints)."""
+def layer_map(num_stacks: int, num_features: int, num_joints: int, stem_width: int = STEM_WIDTH) -> _Structure:
+    """Every conv/BN layer of PoseNet(num_stacks, inp_dim=num_features, oup_dim=num_joints); `stem_width` other than
+    the reference's 128 only for a narrowed PoseNet whose stem is num_features // 2 as ours (the learning-parity
+    benchmark's small reference, benchmarks/torch_reference.py)."""
     s = _Structure()
     s.conv_block('pre.0', 'stem.0', 3, 64, 7, bn=True)
-    s.residual('pre.1', 'stem.1', 64, STEM_WIDTH)
-    s.residual('pre.3', 'stem.3', STEM_WIDTH, STEM_WIDTH)     # pre.2 is the max-pool
-    s.residual('pre.4', 'stem.4', STEM_WIDTH, num_features)
+    s.residual('pre.1', 'stem.1', 64, stem_width)
+    s.residual('pre.3', 'stem.3', stem_width, stem_width)     # pre.2 is the max-pool
+    s.residual('pre.4', 'stem.4', stem_width, num_features)
     for i in range(num_stacks):
         s.hourglass(f'hgs.{i}.0', f'hourglasses.{i}', DEPTH, num_features)
         s.residual(f'features.{i}.0', f'features.{i}.0', num_features, num_features)
@@ -120,9 +122,10 @@ def layer_map(num_stacks: int, num_features: int, num_joints: int) -> _Structure
     return s
 
 
-def key_map(num_stacks: int, num_features: int, num_joints: int) -> Dict[str, Tuple[str, Tuple[int, ...]]]:
+def key_map(num_stacks: int, num_features: int, num_joints: int,
+            stem_width: int = STEM_WIDTH) -> Dict[str, Tuple[str, Tuple[int, ...]]]:
     """The explicit map: source key -> (target key, expected shape)."""
-    return {src: (tgt, shape) for layer in layer_map(num_stacks, num_features, num_joints).layers
+    return {src: (tgt, shape) for layer in layer_map(num_stacks, num_features, num_joints, stem_width).layers
             for src, tgt, shape in layer.tensors()}
 
 
