@@ -7,6 +7,7 @@ cv2.imread of the same files alone, with full-resolution decoding and with DataC
     python benchmarks/data_pipeline.py --image_sizes 256 384 --seconds 10 --reduced_decode on
     python benchmarks/data_pipeline.py --box_h_range 300 900            # larger people: more reduced decodes
     python benchmarks/data_pipeline.py --dataset_root data/mpii         # real MPII (annot/train.json)
+    python benchmarks/data_pipeline.py --dataset_root ../shared/data/mpii --train_set valid_photos --num_images 269
 
 Samples/s per worker times the number of DataLoader workers (at most one per free core) bounds what
 the loader can feed the model.
@@ -52,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seconds', type=float, default=5.0, help='time budget per measurement')
     p.add_argument('--warmup', type=int, default=8, help='untimed samples before each measurement')
     p.add_argument('--dataset_root', default='', help='MPII in the HRNet layout instead of generated images')
+    p.add_argument('--train_set', default='train', help='with --dataset_root: the annotation set annot/<name>.json '
+                   'whose people are sampled (default train; valid_photos for the real photos of the shared data)')
     p.add_argument('--cv2_threads', type=int, default=1,
                    help='cv2.setNumThreads; 1 = one core, as one of several workers gets (-1 = OpenCV default)')
     p.add_argument('--seed', type=int, default=0)
@@ -130,10 +133,13 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory(prefix='pose_bench_') as tmp:
         if args.dataset_root:
-            all_records = load_mpii_annotations(args.dataset_root, 'train')
+            all_records = load_mpii_annotations(args.dataset_root, args.train_set)
             keep = rng.permutation(len(all_records))[:args.num_images]
             records, image_dir = [all_records[i] for i in keep], os.path.join(args.dataset_root, 'images')
-            source = f'{len(records)} records of {args.dataset_root}/annot/train.json'
+            sides = [float(r['scale'][0]) * PIXEL_STD for r in records]   # crop side before the augmentation
+            source = (f'{len(records)} records of {args.dataset_root}/annot/{args.train_set}.json on '
+                      f'{len({r["image"] for r in records})} images, crop sides {min(sides):.0f}-{max(sides):.0f} px '
+                      f'(median {np.median(sides):.0f}; the annotated scale x{MPII_SCALE_FACTOR})')
         else:
             records, image_dir = make_images(tmp, args.num_images, args.image_wh, rng, args.box_h_range), tmp
             source = (f'{len(records)} generated {args.image_wh[0]}x{args.image_wh[1]} JPEGs (quality {JPEG_QUALITY}), '
@@ -159,8 +165,9 @@ def main(argv=None) -> None:
                 per_item = times[mode]
                 factor, reduced = mean_reduction(dataset, args.seed, args.warmup, calls)
                 speedup = f'{times["off"] / per_item:.2f}x' if mode == 'on' and 'off' in times else '-'
-                rows.append(f'| {size}x{size} | {mode} | {1 / per_item:.1f} | {per_item * 1e3:.2f} | {only * 1e3:.2f} '
-                            f'| {per_item / only:.2f} | {factor:.2f} | {reduced:.0%} | {speedup} | {load} |')
+                rows.append(f'| {size}x{size} | {mode} | {1 / per_item:.1f} | {per_item * 1e3:.2f} | {1 / only:.1f} '
+                            f'| {only * 1e3:.2f} | {per_item / only:.2f} | {factor:.2f} | {reduced:.0%} | {speedup} '
+                            f'| {load} |')
                 print(f'{size} reduced_decode {mode}: {1 / per_item:.1f} samples/s, decode {only * 1e3:.2f} ms, '
                       f'mean reduction {factor:.2f} (load {load})', flush=True)
 
@@ -172,9 +179,9 @@ def main(argv=None) -> None:
           f'{args.warmup} warm-up samples; the rows of one input size alternate per sample, on the same keys')
     print('decode-only = full-resolution cv2.imread alone; ratio = pipeline ms / decode-only ms; mean r = mean '
           'decode reduction factor (1 = full resolution); speed-up = samples/s against the reduced_decode off row\n')
-    print('| input | reduced_decode | samples/s per worker | ms/sample | decode-only ms/image | ratio | mean r '
-          '| decoded reduced | speed-up | load 1/5/15 min |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    print('| input | reduced_decode | samples/s per worker | ms/sample | decode-only images/s | decode-only ms/image '
+          '| ratio | mean r | decoded reduced | speed-up | load 1/5/15 min |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     print('\n'.join(rows))
 
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from typing import List
 
-from tests.helpers import REPO
+from tests.helpers import REPO, require_real_mpii
 
 
 def run_benchmark(script: str, *options: str) -> str:
@@ -42,6 +42,16 @@ def test_data_pipeline_smallest():
                            '--warmup', '1')
     samples_per_second = table_column(stdout, 'samples/s')
     assert len(samples_per_second) == 1 and float(samples_per_second[0]) > 0, stdout
+
+
+def test_data_pipeline_on_the_real_photos():
+    root = require_real_mpii()
+    stdout = run_benchmark('data_pipeline.py', '--dataset_root', root, '--train_set', 'valid_photos', '--num_images',
+                           '4', '--image_sizes', '64', '--seconds', '0.2', '--warmup', '1')
+    assert f'4 records of {root}/annot/valid_photos.json on 4 images, crop sides ' in stdout
+    assert table_column(stdout, 'reduced_decode') == ['off', 'on']
+    assert all(float(value) > 0 for value in table_column(stdout, 'samples/s') + table_column(stdout, 'decode-only '
+                                                                                              'images/s')), stdout
 
 
 def test_val_threads_smallest():
