@@ -18,7 +18,8 @@ def _state(path):
 
 
 def test_a_run_starts_from_the_given_weights(synthetic_mpii, tiny_run, tmp_path):
-    """One step at lr 1e-30 (below float32's resolution of the weights): the run's saved weights are the file's, not a fresh initialisation with the run's seed."""
+    """One step at lr 1e-30 (below float32's resolution of the weights): the run's saved weights are the file's,
+    not a fresh initialisation with the run's seed."""
     start = os.path.join(tiny_run, 'best_model', 'model.pdparams')
     assert run_train(synthetic_mpii(16, 8, 1), tmp_path, '--epochs', '1', '--max_iters', '1', '--lr', '1e-30',
                      '--seed', '5', '--init_weights', start) == 0

@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     for finding in failed:
         print(f'FAILED: {finding.check}: {finding.value}. {finding.fix}', file=sys.stderr)
     if failed:
-        print(f'{len(failed)} invariant(s) failed on this device: do not start the long run before they are fixed; '
+        print(f'{len(failed)} check(s) failed on this device: do not start the long run before they are fixed; '
               f'attach {output} to a bug report.', file=sys.stderr)
         return 1
     print('All invariants hold on this device.')

@@ -55,6 +55,7 @@ from lib.datasets.records import load_split
 from lib.datasets.loaders import eval_loader, train_loader
 from lib.preflight.findings import FAIL, INFO, NOT_RUN, PASS, Finding
 from lib.utils.distributed import running_statistics
+from lib.utils.errors import BadValue
 
 DEFAULT_PEOPLE = 16
 DEFAULT_ITERATIONS = 300
@@ -89,6 +90,9 @@ def overfit_people(config: TrainConfig, num_people: int, first: int = 0):
     """(training dataset, eval-mode dataset, indices in the set) of people first ... first + num_people - 1."""
     split = load_split(config.data, config.data.train_set)
     indices = list(range(len(split.records)))[first:first + num_people]
+    if not indices:
+        raise BadValue(f'--overfit_first {first}: {config.data.train_set} holds {len(split.records)} people, so no '
+                       f'person is left from index {first} on; pass --overfit_first below {len(split.records)}.')
     records = [split.records[i] for i in indices]
     make = lambda is_train: CachedImages(records, split.image_dir, split.layout, config.data, is_train)  # noqa: E731
     return make(True), make(False), indices

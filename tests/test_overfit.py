@@ -1,0 +1,88 @@
+"""tools/preflight.py --overfit: the K people of the real photos are learned; a set whose joint order disagrees
+with the flip pairs, a set whose joints are all invisible and a run whose lr is ~0 fail, each naming its cause."""
+import json
+import os
+import sys
+
+import pytest
+
+from tests.helpers import REPO, require_real_mpii
+
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+import preflight  # noqa: E402
+
+# The configuration of the measured figures in lib/preflight/overfit.py's docstring, and of README's.
+SMALL = ['--image_size', '64', '--num_stacks', '1', '--num_features', '64', '--device', 'cpu', '--workers', '0']
+# The right arm and the right leg exchanged (ankle <-> wrist, knee <-> elbow, hip <-> shoulder): the left side keeps
+# its order, so the flip pairs now map a right wrist onto a left ankle.
+RIGHT_ARM_LEG = {0: 10, 1: 11, 2: 12, 10: 0, 11: 1, 12: 2}
+
+
+def copy_set(root, tmp_path, name: str, change) -> str:
+    """A dataset root under tmp_path whose annot/<name>.json is valid_photos.json with change(entry) applied, the
+    images linked."""
+    os.makedirs(tmp_path / 'annot')
+    os.symlink(os.path.join(root, 'images'), tmp_path / 'images')
+    with open(os.path.join(root, 'annot', 'valid_photos.json')) as f:
+        entries = json.load(f)
+    for entry in entries:
+        change(entry)
+    (tmp_path / 'annot' / f'{name}.json').write_text(json.dumps(entries))
+    return str(tmp_path)
+
+
+def run(root, train_set, tmp_path, *extra):
+    return preflight.main(['--overfit', '--overfit_only', '--dataset_root', root, '--train_set', train_set, *SMALL,
+                           '--output', str(tmp_path / 'report.json'), *extra])
+
+
+def failed(tmp_path) -> dict:
+    report = json.loads((tmp_path / 'report.json').read_text())
+    return {row['check']: row for row in report['findings'] if row['result'] == 'FAIL'}
+
+
+@pytest.mark.slow
+def test_the_real_photos_are_learned(tmp_path, capsys):
+    code = run(require_real_mpii(), 'valid_photos', tmp_path)
+    out = capsys.readouterr()
+    assert code == 0, out.out[-3000:] + out.err[-3000:]
+    assert '| overfit: training PCKh@0.5 of the K people | pass |' in out.out
+
+
+@pytest.mark.slow
+def test_a_joint_order_that_disagrees_with_the_flip_pairs_fails(tmp_path, capsys):
+    def swap(entry):
+        entry['joints'] = [entry['joints'][RIGHT_ARM_LEG.get(k, k)] for k in range(16)]
+        entry['joints_vis'] = [entry['joints_vis'][RIGHT_ARM_LEG.get(k, k)] for k in range(16)]
+    root = copy_set(require_real_mpii(), tmp_path, 'swapped', swap)
+    code = run(root, 'swapped', tmp_path)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'overfit: mirrored crops agree (joint order vs flip pairs)' in failed(tmp_path), err
+    assert 'check the joint order of your annotation' in err
+
+
+def test_all_joints_invisible_fails_before_training(tmp_path, capsys):
+    def hide(entry):
+        entry['joints_vis'] = [0] * 16
+    root = copy_set(require_real_mpii(), tmp_path, 'hidden', hide)
+    code = run(root, 'hidden', tmp_path)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert list(failed(tmp_path)) == ['overfit: target weights not all zero']
+    assert 'every joint is marked invisible: check joints_vis' in err
+
+
+def test_a_loss_that_does_not_fall_is_named(tmp_path, capsys):
+    code = run(require_real_mpii(), 'valid_photos', tmp_path, '--overfit', '4', '--overfit_iters', '5',
+               '--lr', '1e-12', '--num_features', '16')
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'overfit: loss falls' in failed(tmp_path)
+    assert 'check --lr' in err
+
+
+def test_bad_overfit_flags_get_one_clear_message(tmp_path):
+    from lib.utils.errors import BadValue
+    with pytest.raises(BadValue, match='--overfit_iters must be >= 1; received 0'):
+        run('/absent', 'valid', tmp_path, '--overfit_iters', '0')
