@@ -4,6 +4,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from tests.helpers import REPO, require_real_mpii
@@ -88,3 +89,33 @@ def test_bad_overfit_flags_get_one_clear_message(tmp_path):
     from lib.utils.errors import BadValue
     with pytest.raises(BadValue, match='--overfit_iters must be >= 1; received 0'):
         run('/absent', 'valid', tmp_path, '--overfit_iters', '0')
+
+
+def test_predictions_stuck_at_the_crop_origin_or_the_centre_are_named():
+    from lib.preflight.overfit import check_spread
+    visible = np.ones((4, 16), dtype=bool)
+    empty = np.zeros((4, 16, 16, 16), dtype=np.float32)             # heatmaps <= 0: decoding falls back to (0, 0)
+    assert check_spread(empty, visible).result == 'FAIL'
+    assert 'the crop origin (0, 0)' in check_spread(empty, visible).fix
+    centre = empty.copy()
+    centre[:, :, 8, 8] = 1.0
+    finding = check_spread(centre, visible)
+    assert finding.result == 'FAIL' and 'the centre' in finding.fix and 'ignores its input' in finding.fix
+    rng = np.random.RandomState(0)
+    assert check_spread(rng.rand(4, 16, 16, 16).astype(np.float32), visible).result == 'pass'
+
+
+def test_batchnorm_statistics_never_updated_fail_the_eval_mode_check():
+    """A fresh network (running mean 0, variance 1: statistics that never saw a batch) on real crops: 1.41 here."""
+    import paddle
+    from lib.config import resolve_config
+    from lib.models import build_model_from
+    from lib.preflight.overfit import _batches, _train_and_eval_mode, check_batchnorm_modes, overfit_people
+    config = resolve_config({}, sets=[f'data.dataset_root={require_real_mpii()}', 'data.train_set=valid_photos',
+                                      'data.input_wh=[64,64]', 'data.heatmap_wh=[16,16]', 'model.num_stacks=1',
+                                      'model.num_features=16'])
+    _, eval_set, _ = overfit_people(config, 8)
+    paddle.seed(0)
+    finding = check_batchnorm_modes(*_train_and_eval_mode(build_model_from(config.model),
+                                                          _batches(eval_set, 8)[0]['image']))
+    assert finding.result == 'FAIL' and 'BatchNorm running statistics' in finding.fix, finding

@@ -14,14 +14,14 @@ without augmentation (flip test as configured). Checks, each a Finding whose fix
                         origin (0, 0): heatmaps <= 0; all at one spot such as the centre: the input is ignored)
     eval = train mode   the heatmaps in eval mode differ from those in train mode on the same batch by less than
                         BATCHNORM_BAR (relative L2): the BatchNorm running statistics match the batches
-    flip consistency    the score of the mirrored crops (flipped back, left/right channels swapped) is at least
-                        FLIP_RATIO x that of the crops: a joint order that disagrees with the flip pairs gives
-                        contradictory targets
     score               the K people's training score >= its bar: PCKh@0.5 (PCKH_BAR) when the set has a
                         gt_<set>.mat (MPII's head boxes live there only), else HRNet's training accuracy
                         (ACCURACY_BAR; lib/core/metrics.heatmap_accuracy, the figure train.py logs: the share of
                         annotated joints whose heatmap argmax lies within 0.5 x a tenth of the heatmap side of the
                         target's, a PCK normalised by the person box, for COCO and MPII sets alike)
+
+and, for reading, the score of the mirrored crops (flipped back, left/right channels swapped) against that of the
+crops (a network that fits gives about 1 x; an order that disagrees with the flip pairs, less).
 
 Measured on the 269 real photos of valid_photos (bars set below the lowest figure, with margin), CPU, 2 shared
 cores:
@@ -61,8 +61,7 @@ DEFAULT_PEOPLE = 16
 DEFAULT_ITERATIONS = 300
 LOSS_FRACTION = 0.5        # final loss / loss of empty heatmaps
 STUCK_SHARE = 0.5          # share of annotated joints at one heatmap location
-BATCHNORM_BAR = 0.25       # ||eval - train|| / ||train|| of the heatmaps of one batch
-FLIP_RATIO = 0.5           # score of the mirrored crops / score of the crops
+BATCHNORM_BAR = 0.5        # ||eval - train|| / ||train|| of one batch's heatmaps: measured 0.13-0.38, 1.41 unupdated
 PCKH_BAR = 25.0            # the K people's training PCKh@0.5 (sets with a gt_<set>.mat): measured 37.7-44.0
 ACCURACY_BAR = 17.0        # ... or their training heatmap accuracy, percent (other sets): measured 19.9-27.1
 QUIET = logging.getLogger('preflight.overfit')
@@ -246,15 +245,15 @@ def people_ground_truth(config: TrainConfig, indices: List[int]):
 
 
 def check_flip(mirrored: float, plain: float, scorer: Scorer, flip_on: bool) -> Finding:
-    label = 'overfit: mirrored crops agree (joint order vs flip pairs)'
+    """For reading, not a bar: measured on the CPU, it did not tell a mixed-side joint order from the real one
+    (module docstring); the score row is what fails there."""
+    label = 'overfit: mirrored crops against the crops'
     if not flip_on:
         return Finding(label, NOT_RUN, '-', fix='trained without flip augmentation (--no_flip)')
     ratio = mirrored / plain if plain > 0 else 0.0
-    return Finding(label, PASS if ratio >= FLIP_RATIO else FAIL,
-                   f'{scorer.name} {mirrored:.1f} on the mirrored crops (flipped back), {plain:.1f} on the crops '
-                   f'({ratio:.2f} x)', f'>= {FLIP_RATIO} x',
-                   'the mirrored people disagree with the unmirrored ones: ' + JOINT_ORDER_FIX,
-                   {'mirrored': mirrored, 'plain': plain, 'ratio': ratio})
+    return Finding(label, INFO, f'{scorer.name} {mirrored:.1f} on the mirrored crops (flipped back), {plain:.1f} on '
+                   f'the crops ({ratio:.2f} x)', 'well below 1 x on a network that fits: the joint order disagrees '
+                   'with the flip pairs; ' + JOINT_ORDER_FIX, data={'mirrored': mirrored, 'plain': plain, 'ratio': ratio})
 
 
 def check_score(score: float, accuracy: float, scorer: Scorer, flip_test: bool, num_people: int,
