@@ -45,7 +45,7 @@ def failed(tmp_path) -> dict:
 
 @pytest.mark.slow
 def test_the_real_photos_are_learned(tmp_path, capsys):
-    code = run(require_real_mpii(), 'valid_photos', tmp_path)
+    code = run(require_real_mpii(), 'valid_photos', tmp_path, '--overfit', '8')    # measured PCKh 40.4, bar 25
     out = capsys.readouterr()
     assert code == 0, out.out[-3000:] + out.err[-3000:]
     assert '| overfit: training PCKh@0.5 of the K people | pass |' in out.out

@@ -37,6 +37,8 @@ other jobs (load 2-5), 2026-12-02, Paddle 3.3.1; the bars sit below the lowest f
     F = 0, 16 (fast)         44.0 37.2                        84.0 82.9     0.25-0.26     0.16-0.18
     mixed joint order, F = 0 14.0                             49.8          0.44          0.13
     ... (fast)               -                                59.9          0.41          0.17
+    8 people, F = 0 (fast)   40.4                             87.5          -             0.14
+    ... mixed joint order    -                                62.1          -             0.15
     all joints_vis 0            fails before training: 0 of 256 joint weights on
 
 The mixed order is valid_photos with the right arm and the right leg exchanged (ankle <-> wrist, knee <-> elbow,
