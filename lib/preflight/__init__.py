@@ -9,6 +9,8 @@ Finding per check), and measures what decides whether the run fits and how fast 
                   fp16 loss scaling halving on an overflow
     measure.py    host synchronisations and host-to-device copies per step, peak memory, training-step
                   throughput, the data pipeline's samples/s per worker, shared memory
+    overfit.py    does it learn on the user's data: K people trained, then their score, loss, spread, BatchNorm
+                  modes and flip consistency checked (tools/preflight.py --overfit K)
     run.py        the whole preflight in order, and the device's environment
 """
 from lib.preflight.findings import Finding, failures, findings_table, write_report  # noqa: F401
