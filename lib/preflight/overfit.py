@@ -7,6 +7,8 @@ configured model, optimizer, lr (without its decay steps: their epochs mean noth
 loss, precision and augmentation, at batch min(batch_size, K); then the same K people are evaluated in eval mode
 without augmentation (flip test as configured). Checks, each a Finding whose fix names what to look at:
 
+    joint order         the whole set's annotations put the joints where the layout says (joint_order.py)
+
     target weights      the K people's target_weight sums to more than 0 (else every joint is marked invisible)
     loss falls          the mean loss of the last tenth of the iterations < LOSS_FRACTION x the loss of predicting
                         empty heatmaps (the level a network that learned nothing settles at)
@@ -49,8 +51,10 @@ the real and the mixed order alike: at these few CPU iterations the network fits
 to tell them apart, so it is reported, not a bar.
 
 A left/right swap of the whole annotation (or of arms with legs) is a consistent relabelling that no training
-check can see: the flip pairs map it onto itself. What the flip check catches is an order that mixes the sides,
-e.g. a right arm and a right leg exchanged, or another dataset's joint order read as MPII's.
+check can see: the flip pairs map it onto itself; and the mixed order above trains to a score only a little below the
+real one. The joint order is therefore checked first, from the whole set's annotations (lib/preflight/joint_order.py:
+heads above necks, shoulders above hips, most people facing the camera); a wrong order, like all joints invisible,
+ends the check before training.
 """
 import dataclasses
 import logging
@@ -70,6 +74,7 @@ from lib.datasets.pose_dataset import TopDownPoseDataset
 from lib.datasets.records import load_split
 from lib.datasets.loaders import eval_loader, train_loader
 from lib.preflight.findings import FAIL, INFO, NOT_RUN, PASS, Finding
+from lib.preflight.joint_order import check_joint_order
 from lib.utils.distributed import running_statistics
 from lib.utils.errors import BadValue
 
@@ -106,7 +111,8 @@ class CachedImages(TopDownPoseDataset):
 
 
 def overfit_people(config: TrainConfig, num_people: int, first: int = 0):
-    """(training dataset, eval-mode dataset, indices in the set) of people first ... first + num_people - 1."""
+    """(training dataset, eval-mode dataset, indices in the set, the whole split's records) of people
+    first ... first + num_people - 1."""
     split = load_split(config.data, config.data.train_set)
     indices = list(range(len(split.records)))[first:first + num_people]
     if not indices:
@@ -114,7 +120,7 @@ def overfit_people(config: TrainConfig, num_people: int, first: int = 0):
                        f'person is left from index {first} on; pass --overfit_first below {len(split.records)}.')
     records = [split.records[i] for i in indices]
     make = lambda is_train: CachedImages(records, split.image_dir, split.layout, config.data, is_train)  # noqa: E731
-    return make(True), make(False), indices
+    return make(True), make(False), indices, split.records
 
 
 def _batches(dataset, batch_size: int) -> List[dict]:
@@ -295,7 +301,7 @@ def overfit_check(config: TrainConfig, num_people: int = DEFAULT_PEOPLE, iterati
                   first: int = 0, progress: Callable[[str], None] = print) -> List[Finding]:
     """The findings of training the configured model on people first ... first + num_people - 1 of
     config.data.train_set for `iterations` iterations (module docstring)."""
-    train_set, eval_set, indices = overfit_people(config, num_people, first)
+    train_set, eval_set, indices, all_records = overfit_people(config, num_people, first)
     people = len(indices)
     batch_size = min(config.batch_size, people)
     batches = _batches(eval_set, batch_size)
@@ -303,9 +309,11 @@ def overfit_check(config: TrainConfig, num_people: int = DEFAULT_PEOPLE, iterati
                         f'{first + people - 1}), batch {batch_size}, {iterations} iterations',
                         f'{config.model.label} at {config.data.input_wh[1]}x{config.data.input_wh[0]}, '
                         f'{config.optimizer} lr {config.lr:g}, --amp {config.amp}')]
+    # The joint order from the whole set's annotations: a consistent relabelling trains as well as the right order.
+    findings.append(check_joint_order(all_records, train_set.layout, config.data.train_set))
     findings.append(check_target_weights(batches, people))
-    if findings[-1].result == FAIL:
-        return findings       # nothing to learn: the other checks would only repeat it
+    if any(f.result == FAIL for f in findings[-2:]):
+        return findings       # wrong labels or nothing to learn: fix that first, the training checks would mislead
     # The configured recipe, but a constant lr after the warm-up: lr_steps count epochs, and K people make an epoch
     # of one or two iterations.
     recipe = dataclasses.replace(config, lr_steps=[], epochs=iterations, max_iters=iterations)
