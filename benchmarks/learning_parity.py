@@ -201,7 +201,8 @@ def recipe_table(name: str, seeds: Dict[int, dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--recipes', nargs='+', default=['synthetic', 'photos'], choices=sorted(DEFAULTS))
-    p.add_argument('--seeds', type=int, default=3, help='seeds per side: 0 .. N-1')
+    p.add_argument('--seeds', type=int, default=3, help='seeds per side: first_seed .. first_seed + N - 1')
+    p.add_argument('--first_seed', type=int, default=0)
     p.add_argument('--epochs', type=int, help='epochs per run (default: the recipe\'s, 30)')
     p.add_argument('--work_dir', default=os.path.join('output', 'learning_parity'))
     args = p.parse_args(argv)
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
                 else make_photos(root))
         epochs = args.epochs or settings['epochs']
         seeds = {}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             seeds[seed] = run_seed(data, seed, epochs, settings['batch_size'],
                                    os.path.join(args.work_dir, name, f'seed{seed}'), settings['flags'])
             print(f'{name} seed {seed}: {seeds[seed]["seconds"]:.0f} s, final Mean train.py '

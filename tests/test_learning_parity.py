@@ -3,10 +3,11 @@ narrowed to 64 px), train.py against the PyTorch reference from the same convert
 crops, for EPOCHS epochs. Both must learn, and the project's validation Mean must stay within BOUND of the
 reference's at every epoch.
 
-The bound comes from the full benchmark (README, "Does it reproduce?"): over its first EPOCHS epochs, the largest
-difference between the two sides of one seed was MEASURED_GAP points, and the reference's own seed-to-seed standard
-deviation up to MEASURED_SD; a framework that trained differently (another optimizer formula, the BatchNorm
-statistics wrong in eval mode) moves the Mean by more than that within a few epochs.
+The bound comes from the full benchmark (README, "Does it reproduce?", 3 seeds a side): over its first 6 epochs the
+two sides of one seed differed by at most 2.47 points (seed 1, epoch 3; seed 0: 0.82), while the reference's own
+seed-to-seed standard deviation reached 2.40; BOUND is that largest paired gap with a fifth more, rounded up. Both
+sides must also learn (the Mean rose by 4.1 to 6.8 points from epoch 1 to 6 on each side there), so that two runs
+that learn nothing cannot agree their way through.
 """
 import json
 
@@ -17,9 +18,7 @@ pytest.importorskip('torch', reason='torch (CPU) runs the reference side: pip in
 from benchmarks import learning_parity  # noqa: E402
 
 EPOCHS = 6
-MEASURED_GAP = None     # filled from the full benchmark below
-MEASURED_SD = None
-BOUND = None
+BOUND = 3.0             # points of validation Mean, at every epoch
 LEARNED = 2.0           # both sides' Mean must rise by this many points from epoch 1 to EPOCHS
 
 
