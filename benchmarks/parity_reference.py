@@ -27,7 +27,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.torch_reference import JointsMSELoss, PoseNet  # noqa: E402
-from lib.config import TrainConfig  # noqa: E402
+from lib.cli import TRAINING_GROUPS, add_front_door, flag_values, script_parser  # noqa: E402
+from lib.config import TrainConfig, resolve_config  # noqa: E402
+from lib.models import check_model  # noqa: E402
 from lib.core.evaluators import build_evaluator  # noqa: E402
 from lib.datasets.codec import codec_for  # noqa: E402
 from lib.datasets.loaders import build_dataset, eval_loader, train_loader  # noqa: E402
@@ -113,6 +115,18 @@ def run(config: TrainConfig, net: PoseNet, fit_set: str, output_dir: str) -> dic
     return {'history': rows, 'fit': fit}
 
 
+def training_config(flags) -> TrainConfig:
+    """The configuration train.py resolves from `flags` (its front door: the same groups, preset and checks), less
+    its run-folder flags, which the reference has no use for."""
+    parser, preset = script_parser(__doc__, flags)
+    parser.add_argument('--run_name')
+    add_front_door(parser, TRAINING_GROUPS, preset)
+    args = parser.parse_args(flags)
+    config = resolve_config(flag_values(args, TRAINING_GROUPS), config_file=args.config, sets=args.set)
+    check_model(config)
+    return config
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--init', required=True, help="the PoseNet's initial state dict (torch.save), as converted for us")
@@ -122,8 +136,7 @@ def main(argv=None) -> int:
     p.add_argument('--threads', type=int, default=1, help='CPU threads of PyTorch (train.py gets the same --threads)')
     p.add_argument('train_flags', nargs=argparse.REMAINDER, help='-- and the flags of the train.py run')
     args = p.parse_args(argv)
-    import train                # train.py's own parser and configuration: the same recipe as the project's run
-    config = train.build_config(train.parse_args([f for f in args.train_flags if f != '--']))
+    config = training_config([f for f in args.train_flags if f != '--'])
     torch.set_num_threads(args.threads)
     net = PoseNet(config.model.num_stacks, config.model.num_features, config.model.num_joints, stem=args.stem)
     net.load_state_dict(torch.load(args.init))

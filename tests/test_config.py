@@ -24,7 +24,7 @@ MPII_HOURGLASS = {
              'use_gt_bbox': True, 'det_file': '', 'image_thre': 0.0, 'in_vis_thre': 0.2, 'oks_thre': 0.9},
     'output_dir': 'output', 'epochs': 140, 'batch_size': 16, 'optimizer': 'rmsprop', 'lr': 0.00025,
     'lr_steps': (90, 120), 'lr_gamma': 0.1, 'warmup_iters': 0, 'warmup_ratio': 0.001, 'weight_decay': 0.0,
-    'pretrained_backbone': '', 'amp': 'off', 'amp_level': 'O1', 'max_nonfinite': 20, 'debug_images': (),
+    'pretrained_backbone': '', 'init_weights': '', 'amp': 'off', 'amp_level': 'O1', 'max_nonfinite': 20, 'debug_images': (),
     'use_vdl': False, 'stack_loss': 'sum', 'workers': 4, 'seed': 0, 'max_iters': 0, 'eval_every': 1,
     'log_every': 50, 'log_seconds': 60.0, 'device': 'auto', 'deterministic': False}
 _HG52 = {'data': {'scale_factor': 0.5, 'rotation_factor': 40.0}, 'epochs': 210, 'batch_size': 64,
